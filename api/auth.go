@@ -1,0 +1,327 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/amrd/amrd/store"
+)
+
+// principal is who is calling, resolved once per request by the auth middleware.
+type principal struct {
+	user   store.User
+	method string // "token", "basic" or "jwt"
+	// staff principals (Token, or Basic for a staff user) see and write everything.
+	staff bool
+	// roles maps each organization the principal may act in to its role there. A JWT
+	// principal has exactly its token's organization; a non-staff Basic principal has
+	// every organization it is a member of.
+	roles map[uuid.UUID]string
+	// org is the JWT's organization (uuid.Nil for other methods).
+	org uuid.UUID
+}
+
+// scope is what the principal may read.
+func (p *principal) scope() store.Scope {
+	if p.staff {
+		return store.AllOrgs
+	}
+	orgs := make([]uuid.UUID, 0, len(p.roles))
+	for o := range p.roles {
+		orgs = append(orgs, o)
+	}
+	return store.OrgScope(orgs...)
+}
+
+// canWrite reports whether the principal may write inside an organization.
+func (p *principal) canWrite(org uuid.UUID) bool {
+	return p.staff || p.roles[org] == "editor"
+}
+
+func current(c *fiber.Ctx) *principal {
+	p, _ := c.Locals(principalKey).(*principal)
+	return p
+}
+
+type ctxKey int
+
+const principalKey ctxKey = 1
+
+// claims is the JWT payload, shaped like djangorestframework-jwt's with the organization
+// added, as Utilitarian issues it.
+type claims struct {
+	UserID       string `json:"user_id"`
+	Username     string `json:"username"`
+	Organization string `json:"organization"`
+	OrigIat      int64  `json:"orig_iat"`
+	jwt.RegisteredClaims
+}
+
+// jwtRefreshWindow bounds renewal: a JWT can be renewed while the first token of its chain
+// was issued less than 7 days ago (djangorestframework-jwt's default refresh delta), after
+// which the user logs in again.
+const jwtRefreshWindow = 7 * 24 * time.Hour
+
+func (s *Server) issueJWT(u store.User, org uuid.UUID, origIat time.Time) (string, error) {
+	now := s.cfg.now()
+	if origIat.IsZero() {
+		origIat = now
+	}
+	cl := claims{
+		UserID:       u.ID.String(),
+		Username:     u.Username,
+		Organization: org.String(),
+		OrigIat:      origIat.Unix(),
+		RegisteredClaims: jwt.RegisteredClaims{
+			IssuedAt:  jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(now.Add(s.cfg.JWTTTL)),
+		},
+	}
+	return jwt.NewWithClaims(jwt.SigningMethodHS256, cl).SignedString(s.cfg.JWTKey)
+}
+
+var errJWT = errors.New("invalid jwt")
+
+// parseJWT verifies an HS256 token. Any other algorithm, "none" included, is refused.
+func (s *Server) parseJWT(raw string) (*claims, error) {
+	cl := &claims{}
+	_, err := jwt.ParseWithClaims(raw, cl, func(*jwt.Token) (any, error) { return s.cfg.JWTKey, nil },
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithExpirationRequired(),
+		jwt.WithTimeFunc(s.cfg.now),
+	)
+	if err != nil {
+		if errors.Is(err, jwt.ErrTokenExpired) {
+			return nil, unauthorized("JWT", "Signature has expired.")
+		}
+		return nil, unauthorized("JWT", "Error decoding signature.")
+	}
+	return cl, nil
+}
+
+func unauthorized(scheme, detail string) error {
+	h := scheme
+	if scheme == "JWT" {
+		h = `JWT realm="api"`
+	}
+	return &apiError{status: fiber.StatusUnauthorized, detail: detail,
+		headers: map[string]string{fiber.HeaderWWWAuthenticate: h}}
+}
+
+// authenticate resolves the Authorization header into a principal, or answers 401.
+func (s *Server) authenticate(c *fiber.Ctx) error {
+	scheme, cred, _ := strings.Cut(strings.TrimSpace(c.Get(fiber.HeaderAuthorization)), " ")
+	cred = strings.TrimSpace(cred)
+	ctx := c.UserContext()
+	var p *principal
+	var err error
+	switch strings.ToLower(scheme) {
+	case "token":
+		p, err = s.authToken(ctx, cred)
+	case "basic":
+		p, err = s.authBasic(c, cred)
+	case "jwt", "bearer":
+		p, err = s.authJWT(ctx, cred)
+	case "":
+		err = unauthorized(s.defaultScheme(), "Authentication credentials were not provided.")
+	default:
+		err = unauthorized(s.defaultScheme(), "Unsupported authentication scheme.")
+	}
+	if err != nil {
+		return err
+	}
+	c.Locals(principalKey, p)
+	return c.Next()
+}
+
+func (s *Server) defaultScheme() string {
+	if s.cfg.AllowTokenAuth {
+		return "Token"
+	}
+	return "JWT"
+}
+
+func (s *Server) authToken(ctx context.Context, key string) (*principal, error) {
+	if !s.cfg.AllowTokenAuth {
+		return nil, unauthorized("JWT", "Token authentication is disabled.")
+	}
+	if key == "" || strings.Contains(key, " ") {
+		return nil, unauthorized("Token", "Invalid token header.")
+	}
+	u, err := s.st.UserByToken(ctx, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, unauthorized("Token", "Invalid token.")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !u.IsStaff {
+		// Utilitarian gives tokens to staff users only; a token left on a user who lost
+		// staff rights stops working.
+		return nil, unauthorized("Token", "Token authentication is for staff users.")
+	}
+	return &principal{user: u, method: "token", staff: true}, nil
+}
+
+func (s *Server) authBasic(c *fiber.Ctx, cred string) (*principal, error) {
+	raw, err := base64.StdEncoding.DecodeString(cred)
+	if err != nil {
+		return nil, unauthorized("Basic", "Invalid basic header. Credentials not correctly base64 encoded.")
+	}
+	username, password, ok := strings.Cut(string(raw), ":")
+	if !ok {
+		return nil, unauthorized("Basic", "Invalid basic header.")
+	}
+	u, err := s.checkPassword(c, username, password)
+	if err != nil {
+		if errors.Is(err, errBadCredentials) {
+			return nil, unauthorized("Basic", "Invalid username/password.")
+		}
+		return nil, err
+	}
+	p := &principal{user: u, method: "basic", staff: u.IsStaff}
+	if !u.IsStaff {
+		ms, err := s.st.UserMemberships(c.UserContext(), u.ID)
+		if err != nil {
+			return nil, err
+		}
+		p.roles = make(map[uuid.UUID]string, len(ms))
+		for _, m := range ms {
+			p.roles[m.OrganizationID] = m.Role
+		}
+	}
+	return p, nil
+}
+
+// authJWT checks the token, then that its user is still active and still a member of its
+// organization: a revoked membership ends access at once, not at expiry.
+func (s *Server) authJWT(ctx context.Context, raw string) (*principal, error) {
+	cl, err := s.parseJWT(raw)
+	if err != nil {
+		return nil, err
+	}
+	uid, err1 := uuid.Parse(cl.UserID)
+	org, err2 := uuid.Parse(cl.Organization)
+	if err1 != nil || err2 != nil {
+		return nil, unauthorized("JWT", "Invalid payload.")
+	}
+	u, err := s.st.GetUser(ctx, uid)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !u.IsActive) {
+		return nil, unauthorized("JWT", "User account is disabled or was removed.")
+	}
+	if err != nil {
+		return nil, err
+	}
+	role, err := s.roleIn(ctx, u.ID, org)
+	if err != nil {
+		return nil, err
+	}
+	if role == "" {
+		return nil, unauthorized("JWT", "User is no longer a member of this organization.")
+	}
+	return &principal{user: u, method: "jwt", roles: map[uuid.UUID]string{org: role}, org: org}, nil
+}
+
+func (s *Server) roleIn(ctx context.Context, user, org uuid.UUID) (string, error) {
+	ms, err := s.st.UserMemberships(ctx, user)
+	if err != nil {
+		return "", err
+	}
+	for _, m := range ms {
+		if m.OrganizationID == org {
+			return m.Role, nil
+		}
+	}
+	return "", nil
+}
+
+var errBadCredentials = errors.New("bad credentials")
+
+// dummyHash is compared against when the user does not exist, so that a missing user
+// takes as long as a wrong password and usernames cannot be probed by timing.
+var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("amrd-timing-equalizer"), bcrypt.DefaultCost)
+
+// checkPassword verifies a username and password under the login throttle.
+func (s *Server) checkPassword(c *fiber.Ctx, username, password string) (store.User, error) {
+	ip := c.IP()
+	if wait := s.throttle.blocked(username, ip); wait > 0 {
+		return store.User{}, tooMany(int((wait + time.Second - 1) / time.Second))
+	}
+	u, err := s.st.GetUserByUsername(c.UserContext(), username)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return store.User{}, err
+	}
+	hash := u.PasswordHash
+	if err != nil {
+		hash = string(dummyHash)
+	}
+	if !s.passwords.check(username, password, hash) || err != nil || !u.IsActive {
+		s.throttle.fail(username, ip)
+		return store.User{}, errBadCredentials
+	}
+	s.throttle.succeed(username, ip)
+	return u, nil
+}
+
+// passwordCache remembers, for a minute, that a (username, password, hash) triple was
+// verified, so that Basic auth does not pay bcrypt (about 50 ms of CPU) on every request.
+// It keeps only SHA-256 digests, never a password, and a changed hash misses the cache.
+type passwordCache struct {
+	mu   sync.Mutex
+	ok   map[[32]byte]time.Time
+	now  func() time.Time
+	cost int
+}
+
+const passwordCacheTTL = time.Minute
+
+// passwordCacheMax bounds the cache: 10,000 entries of 32+24 bytes is under 1 MB.
+const passwordCacheMax = 10_000
+
+func (pc *passwordCache) check(username, password, hash string) bool {
+	h := sha256.New()
+	h.Write([]byte(username))
+	h.Write([]byte{0})
+	h.Write([]byte(password))
+	h.Write([]byte{0})
+	h.Write([]byte(hash))
+	var k [32]byte
+	copy(k[:], h.Sum(nil))
+	now := pc.now()
+	pc.mu.Lock()
+	exp, hit := pc.ok[k]
+	pc.mu.Unlock()
+	if hit && now.Before(exp) {
+		return true
+	}
+	if bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) != nil {
+		return false
+	}
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	if len(pc.ok) >= passwordCacheMax {
+		for key, e := range pc.ok {
+			if now.After(e) || len(pc.ok) >= passwordCacheMax {
+				delete(pc.ok, key)
+			}
+		}
+	}
+	pc.ok[k] = now.Add(passwordCacheTTL)
+	return true
+}
+
+// HashPassword makes a bcrypt hash at the default cost (10: about 50 ms on these machines).
+func HashPassword(password string) (string, error) {
+	h, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+	return string(h), err
+}

@@ -1,0 +1,53 @@
+package api
+
+import (
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+)
+
+// routes lists every route amrd serves. Fiber's non-strict routing makes each answer with
+// or without a trailing slash.
+func (s *Server) routes() {
+	app := s.app
+	app.Get("/_health", s.health)
+	if s.cfg.Metrics != nil {
+		app.Get("/metrics", adaptor.HTTPHandler(s.cfg.Metrics))
+	}
+
+	v1 := app.Group("/v1")
+	v1.Post("/auth/jwt/token", s.jwtToken) // public: the password is the credential
+
+	v1.Use(s.authenticate)
+	v1.Get("/auth/jwt/renew", s.jwtRenew)
+	v1.Post("/auth/jwt/change-organization", s.jwtChangeOrganization)
+
+	v1.Get("/organizations", s.listOrganizations)
+	v1.Post("/organizations", s.createOrganization)
+	v1.Get("/organizations/memberships", s.listMemberships)
+	v1.Post("/organizations/memberships", s.createMembership)
+	v1.Get("/organizations/memberships/:id", s.getMembership)
+	v1.Put("/organizations/memberships/:id", s.updateMembership)
+	v1.Patch("/organizations/memberships/:id", s.updateMembership)
+	v1.Delete("/organizations/memberships/:id", s.deleteMembership)
+	v1.Get("/organizations/:id", s.getOrganization)
+	v1.Put("/organizations/:id", s.updateOrganization)
+	v1.Patch("/organizations/:id", s.updateOrganization)
+	v1.Delete("/organizations/:id", s.deleteOrganization)
+
+	// Users: staff only; not in the Utilitarian contract (which managed users in Django's
+	// admin), documented in amrd's own API description.
+	v1.Get("/users", s.listUsers)
+	v1.Post("/users", s.createUser)
+	v1.Get("/users/:id", s.getUser)
+	v1.Put("/users/:id", s.updateUser)
+	v1.Patch("/users/:id", s.updateUser)
+	v1.Delete("/users/:id", s.deleteUser)
+}
+
+// health answers 200 when the database answers, 503 when it does not.
+func (s *Server) health(c *fiber.Ctx) error {
+	if err := s.st.Ping(c.UserContext()); err != nil {
+		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unavailable", "database": "down"})
+	}
+	return c.JSON(fiber.Map{"status": "ok", "database": "up"})
+}

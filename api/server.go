@@ -1,0 +1,202 @@
+// Package api is amrd's HTTP surface: a Fiber app compatible with Utilitarian API v1.3,
+// its auth (Token, Basic, JWT), pagination and DRF-style errors.
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/cors"
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/amrd/amrd/store"
+)
+
+// Store is what the API calls on the database; store.Store satisfies it, handler tests
+// may fake it.
+type Store interface {
+	Ping(ctx context.Context) error
+
+	UserByToken(ctx context.Context, key string) (store.User, error)
+	GetUser(ctx context.Context, id uuid.UUID) (store.User, error)
+	GetUserByUsername(ctx context.Context, username string) (store.User, error)
+	ListUsers(ctx context.Context, p store.Page) ([]store.User, int, error)
+	CreateUser(ctx context.Context, in store.UserInput) (store.User, error)
+	UpdateUser(ctx context.Context, id uuid.UUID, in store.UserInput) (store.User, error)
+	DeleteUser(ctx context.Context, id uuid.UUID) error
+	UserMemberships(ctx context.Context, user uuid.UUID) ([]store.Membership, error)
+
+	ListOrganizations(ctx context.Context, sc store.Scope, p store.Page) ([]store.Organization, int, error)
+	GetOrganization(ctx context.Context, sc store.Scope, id uuid.UUID) (store.Organization, error)
+	CreateOrganization(ctx context.Context, in store.OrganizationInput) (store.Organization, error)
+	UpdateOrganization(ctx context.Context, sc store.Scope, id uuid.UUID, in store.OrganizationInput) (store.Organization, error)
+	DeleteOrganization(ctx context.Context, sc store.Scope, id uuid.UUID) error
+
+	ListMemberships(ctx context.Context, sc store.Scope, p store.Page) ([]store.Membership, int, error)
+	GetMembership(ctx context.Context, sc store.Scope, id int64) (store.Membership, error)
+	CreateMembership(ctx context.Context, in store.MembershipInput) (store.Membership, error)
+	UpdateMembership(ctx context.Context, sc store.Scope, id int64, in store.MembershipInput) (store.Membership, error)
+	DeleteMembership(ctx context.Context, sc store.Scope, id int64) error
+}
+
+// Config holds the API's settings.
+type Config struct {
+	// JWTKey signs and checks JWTs (HS256): JWT_SIGNING_KEY, else SECRET_KEY.
+	JWTKey []byte
+	// JWTTTL is JWT_EXPIRATION_TIME_SECONDS (default 1200 s).
+	JWTTTL time.Duration
+	// AllowTokenAuth is ALLOW_TOKEN_AUTH (default true).
+	AllowTokenAuth bool
+	// CORSWhitelist (CORS_WHITELIST) lists the origins allowed to call from a browser;
+	// CORSAllowAll (CORS_ALLOW_ALL) allows any.
+	CORSWhitelist []string
+	CORSAllowAll  bool
+	// BodyLimit is the largest request body in bytes (default 10 MiB).
+	BodyLimit int
+	// RequestTimeout is each request's deadline for database work (default 30 s).
+	RequestTimeout time.Duration
+	// Metrics serves /metrics when set (a promhttp handler of amrd's registry).
+	Metrics http.Handler
+	// Now is the clock (tests set it); nil means time.Now.
+	Now func() time.Time
+}
+
+func (c Config) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+// Server is the HTTP API.
+type Server struct {
+	cfg       Config
+	st        Store
+	log       *slog.Logger
+	app       *fiber.App
+	throttle  *throttle
+	passwords *passwordCache
+	metrics   *httpMetrics
+}
+
+// New builds the API.
+func New(cfg Config, st Store, log *slog.Logger, reg prometheus.Registerer) (*Server, error) {
+	if cfg.JWTTTL <= 0 {
+		cfg.JWTTTL = 1200 * time.Second
+	}
+	if cfg.BodyLimit <= 0 {
+		cfg.BodyLimit = 10 << 20
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 30 * time.Second
+	}
+	m, err := newHTTPMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, st: st, log: log.With("component", "api"), throttle: newThrottle(cfg.now),
+		passwords: &passwordCache{ok: map[[32]byte]time.Time{}, now: cfg.now}, metrics: m}
+	s.app = fiber.New(fiber.Config{
+		AppName:               "amrd",
+		ErrorHandler:          s.errorHandler,
+		BodyLimit:             cfg.BodyLimit,
+		DisableStartupMessage: true,
+		StrictRouting:         false, // every route answers with or without a trailing slash
+		CaseSensitive:         true,
+		ReadTimeout:           60 * time.Second,
+		WriteTimeout:          60 * time.Second,
+		IdleTimeout:           120 * time.Second,
+	})
+	s.app.Use(s.observe)
+	s.app.Use(cors.New(s.corsConfig()))
+	s.routes()
+	return s, nil
+}
+
+// App returns the Fiber app (for tests with app.Test).
+func (s *Server) App() *fiber.App { return s.app }
+
+// Serve answers requests on the listener until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
+
+// Shutdown stops taking connections and waits for requests in flight, until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error { return s.app.ShutdownWithContext(ctx) }
+
+func (s *Server) corsConfig() cors.Config {
+	cfg := cors.Config{
+		AllowMethods:  "GET,POST,PUT,PATCH,DELETE,OPTIONS",
+		AllowHeaders:  "Authorization,Content-Type,Accept,Origin",
+		ExposeHeaders: "Retry-After,WWW-Authenticate",
+		MaxAge:        86400,
+	}
+	switch {
+	case s.cfg.CORSAllowAll:
+		cfg.AllowOrigins = "*"
+	case len(s.cfg.CORSWhitelist) > 0:
+		cfg.AllowOrigins = strings.Join(s.cfg.CORSWhitelist, ",")
+	default:
+		// No origin allowed: browsers get no CORS headers; other clients are unaffected.
+		cfg.AllowOriginsFunc = func(string) bool { return false }
+	}
+	return cfg
+}
+
+// observe is the first middleware: it gives the request a deadline for database work,
+// then records metrics and a log line once the handler has answered.
+func (s *Server) observe(c *fiber.Ctx) error {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+	defer cancel()
+	c.SetUserContext(ctx)
+	err := c.Next()
+	if err != nil {
+		if herr := s.app.ErrorHandler(c, err); herr != nil {
+			c.Status(fiber.StatusInternalServerError)
+		}
+	}
+	status := c.Response().StatusCode()
+	route := c.Route().Path
+	if status == fiber.StatusNotFound && route == "/" {
+		route = "unmatched"
+	}
+	dur := time.Since(start)
+	s.metrics.requests.WithLabelValues(c.Method(), route, strconv.Itoa(status)).Inc()
+	s.metrics.latency.WithLabelValues(c.Method(), route).Observe(dur.Seconds())
+	lvl := slog.LevelInfo
+	if status >= 500 {
+		lvl = slog.LevelError
+	}
+	s.log.Log(ctx, lvl, "request", "method", c.Method(), "path", c.Path(), "route", route,
+		"status", status, "duration_ms", float64(dur.Microseconds())/1000, "remote", c.IP())
+	return nil
+}
+
+type httpMetrics struct {
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
+	m := &httpMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "amrd_http_requests_total", Help: "HTTP requests answered, by method, route and status.",
+		}, []string{"method", "route", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "amrd_http_request_duration_seconds", Help: "HTTP request latency, by method and route.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"method", "route"}),
+	}
+	for _, col := range []prometheus.Collector{m.requests, m.latency} {
+		if err := reg.Register(col); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}

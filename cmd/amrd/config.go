@@ -1,0 +1,126 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// settings are amrd's settings, read from the environment with Utilitarian's names where
+// one exists. Every one is listed, with its default, in the README.
+type settings struct {
+	DatabaseURL         string
+	SecretKey           string
+	JWTSigningKey       string
+	JWTExpiration       time.Duration
+	AllowTokenAuth      bool
+	DataRetentionDays   int // 0: keep forever
+	StagedRetentionDays int
+	DefaultMeterTZ      string
+	CORSWhitelist       []string
+	CORSAllowAll        bool
+	Listen              string
+	LogLevel            string
+	BodyLimit           int
+	RequestTimeout      time.Duration
+	DBMaxConns          int
+}
+
+// minSecretLen: 32 characters of a random secret carry well over the 128 bits an HS256
+// key and an AES key derivation need.
+const minSecretLen = 32
+
+func loadSettings(getenv func(string) string) (settings, error) {
+	s := settings{
+		DatabaseURL:    getenv("DATABASE_URL"),
+		SecretKey:      getenv("SECRET_KEY"),
+		JWTSigningKey:  getenv("JWT_SIGNING_KEY"),
+		DefaultMeterTZ: or(getenv("DEFAULT_METER_TIMEZONE"), "UTC"),
+		Listen:         or(getenv("AMRD_LISTEN"), "127.0.0.1:8000"),
+		LogLevel:       or(getenv("AMRD_LOG_LEVEL"), "info"),
+	}
+	var errs []error
+	num := func(name string, def int, min int) int {
+		v := getenv(name)
+		if v == "" {
+			return def
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < min {
+			errs = append(errs, fmt.Errorf("%s=%q: must be a whole number of at least %d", name, v, min))
+			return def
+		}
+		return n
+	}
+	boolean := func(name string, def bool) bool {
+		v := getenv(name)
+		if v == "" {
+			return def
+		}
+		b, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: must be true or false", name, v))
+			return def
+		}
+		return b
+	}
+	s.JWTExpiration = time.Duration(num("JWT_EXPIRATION_TIME_SECONDS", 1200, 1)) * time.Second
+	s.AllowTokenAuth = boolean("ALLOW_TOKEN_AUTH", true)
+	s.DataRetentionDays = num("DATA_RETENTION_DAYS", 0, 1)
+	s.StagedRetentionDays = num("STAGED_DATA_RETENTION_DAYS", 30, 1)
+	s.CORSAllowAll = boolean("CORS_ALLOW_ALL", false)
+	for _, o := range strings.Split(getenv("CORS_WHITELIST"), ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			s.CORSWhitelist = append(s.CORSWhitelist, o)
+		}
+	}
+	s.BodyLimit = num("AMRD_BODY_LIMIT_BYTES", 10<<20, 1024)
+	s.RequestTimeout = time.Duration(num("AMRD_REQUEST_TIMEOUT_SECONDS", 30, 1)) * time.Second
+	s.DBMaxConns = num("AMRD_DB_MAX_CONNS", 20, 2)
+	if _, err := time.LoadLocation(s.DefaultMeterTZ); err != nil {
+		errs = append(errs, fmt.Errorf("DEFAULT_METER_TIMEZONE=%q: not a time zone of the tz database", s.DefaultMeterTZ))
+	}
+	switch s.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("AMRD_LOG_LEVEL=%q: must be debug, info, warn or error", s.LogLevel))
+	}
+	return s, errors.Join(errs...)
+}
+
+// needDB checks the settings every database command needs.
+func (s settings) needDB() error {
+	if s.DatabaseURL == "" {
+		return errors.New("DATABASE_URL is not set: point it at a TimescaleDB 2.x " +
+			"(postgres://user:password@host:5432/db), or use 'make run', which provisions a local one")
+	}
+	return nil
+}
+
+// needSecrets checks the settings the server needs to sign JWTs.
+func (s settings) needSecrets() error {
+	if len(s.SecretKey) < minSecretLen {
+		return fmt.Errorf("SECRET_KEY must be set to a random string of at least %d characters "+
+			"(for example: head -c 32 /dev/urandom | base64)", minSecretLen)
+	}
+	if s.JWTSigningKey != "" && len(s.JWTSigningKey) < minSecretLen {
+		return fmt.Errorf("JWT_SIGNING_KEY, when set, must be at least %d characters", minSecretLen)
+	}
+	return nil
+}
+
+func (s settings) jwtKey() []byte {
+	if s.JWTSigningKey != "" {
+		return []byte(s.JWTSigningKey)
+	}
+	return []byte(s.SecretKey)
+}
+
+func or(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}

@@ -1,0 +1,265 @@
+// Command amrd is the AMR back end: its server, migrations, and user and token admin.
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/amrd/amrd/api"
+	"github.com/amrd/amrd/store"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "amrd:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `amrd: an open back end for Automatic Meter Reading.
+
+Commands:
+  amrd serve                        start the HTTP API (settings from the environment)
+  amrd migrate                      apply pending database migrations
+  amrd bootstrap                    create a first staff user and token, if no user exists
+  amrd user create -username NAME [-staff] [-email E] [-password-stdin]
+                                    create a user (a random password is printed unless
+                                    -password-stdin reads one from standard input)
+  amrd token create -username NAME  create an API token for a staff user (shown once)
+
+Settings are environment variables; see the README.`
+
+// run is main without the exit: everything it needs is passed in.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) error {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprintln(stdout, usage)
+		return nil
+	}
+	cfg, err := loadSettings(getenv)
+	if err != nil {
+		return fmt.Errorf("reading settings: %w", err)
+	}
+	log := newLogger(stderr, cfg.LogLevel)
+	switch args[0] {
+	case "serve":
+		return serve(ctx, cfg, stdout, log)
+	case "migrate":
+		return withStore(ctx, cfg, log, func(st *store.Store) error {
+			applied, err := st.Migrate(ctx)
+			if err != nil {
+				return err
+			}
+			if len(applied) == 0 {
+				fmt.Fprintln(stdout, "migrate: the schema is up to date")
+			} else {
+				fmt.Fprintf(stdout, "migrate: applied %v\n", applied)
+			}
+			return nil
+		})
+	case "bootstrap":
+		return withStore(ctx, cfg, log, func(st *store.Store) error { return bootstrap(ctx, st, stdout) })
+	case "user":
+		return userCmd(ctx, cfg, log, args[1:], stdin, stdout)
+	case "token":
+		return tokenCmd(ctx, cfg, log, args[1:], stdout)
+	}
+	return fmt.Errorf("unknown command %q\n\n%s", args[0], usage)
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+func withStore(ctx context.Context, cfg settings, log *slog.Logger, fn func(*store.Store) error) error {
+	if err := cfg.needDB(); err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, store.Config{URL: cfg.DatabaseURL, MaxConns: 4}, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return fn(st)
+}
+
+func serve(ctx context.Context, cfg settings, stdout io.Writer, log *slog.Logger) error {
+	if err := errors.Join(cfg.needDB(), cfg.needSecrets()); err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, store.Config{URL: cfg.DatabaseURL, MaxConns: int32(cfg.DBMaxConns)}, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), st.PoolCollector())
+	srv, err := api.New(api.Config{
+		JWTKey:         cfg.jwtKey(),
+		JWTTTL:         cfg.JWTExpiration,
+		AllowTokenAuth: cfg.AllowTokenAuth,
+		CORSWhitelist:  cfg.CORSWhitelist,
+		CORSAllowAll:   cfg.CORSAllowAll,
+		BodyLimit:      cfg.BodyLimit,
+		RequestTimeout: cfg.RequestTimeout,
+		Metrics:        promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
+	}, st, log, reg)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s (AMRD_LISTEN): %w", cfg.Listen, err)
+	}
+	fmt.Fprintf(stdout, "amrd listening on http://%s\n", ln.Addr())
+	log.Info("listening", "component", "server", "addr", ln.Addr().String())
+
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	select {
+	case err := <-done:
+		return fmt.Errorf("serving: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "component", "server")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutting down: %w", err)
+	}
+	<-done
+	log.Info("stopped", "component", "server")
+	return nil
+}
+
+// bootstrap creates the first staff user, "admin", with a random password and a token,
+// and prints both once. It does nothing when a user exists.
+func bootstrap(ctx context.Context, st *store.Store, stdout io.Writer) error {
+	password := randomSecret()
+	hash, err := api.HashPassword(password)
+	if err != nil {
+		return err
+	}
+	u, token, created, err := st.Bootstrap(ctx, "admin", hash)
+	if err != nil {
+		return err
+	}
+	if !created {
+		fmt.Fprintln(stdout, "bootstrap: users exist already; nothing to do")
+		return nil
+	}
+	fmt.Fprintf(stdout, `bootstrap: created the first staff user (shown once; keep them safe)
+  username: %s
+  password: %s
+  token:    %s
+  try:      curl -H 'Authorization: Token %s' http://127.0.0.1:8000/v1/organizations/
+`, u.Username, password, token, token)
+	return nil
+}
+
+func randomSecret() string {
+	var b [18]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func userCmd(ctx context.Context, cfg settings, log *slog.Logger, args []string, stdin io.Reader, stdout io.Writer) error {
+	if len(args) == 0 || args[0] != "create" {
+		return errors.New("usage: amrd user create -username NAME [-staff] [-email E] [-password-stdin]")
+	}
+	fs := flag.NewFlagSet("user create", flag.ContinueOnError)
+	username := fs.String("username", "", "the new user's name")
+	staff := fs.Bool("staff", false, "make the user staff (full access, may hold API tokens)")
+	email := fs.String("email", "", "the user's e-mail address")
+	fromStdin := fs.Bool("password-stdin", false, "read the password from the first line of standard input")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if *username == "" {
+		return errors.New("user create: -username is required")
+	}
+	password := ""
+	if *fromStdin {
+		line, err := bufio.NewReader(stdin).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("reading the password: %w", err)
+		}
+		password = strings.TrimRight(line, "\r\n")
+		if len(password) < 8 {
+			return errors.New("user create: the password must be at least 8 characters")
+		}
+	}
+	generated := password == ""
+	if generated {
+		password = randomSecret()
+	}
+	hash, err := api.HashPassword(password)
+	if err != nil {
+		return err
+	}
+	return withStore(ctx, cfg, log, func(st *store.Store) error {
+		u, err := st.CreateUser(ctx, store.UserInput{Username: *username, Email: *email, PasswordHash: hash, IsStaff: *staff, IsActive: true})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "created user %s (id %s, staff %t)\n", u.Username, u.ID, u.IsStaff)
+		if generated {
+			fmt.Fprintf(stdout, "password (shown once): %s\n", password)
+		}
+		return nil
+	})
+}
+
+func tokenCmd(ctx context.Context, cfg settings, log *slog.Logger, args []string, stdout io.Writer) error {
+	if len(args) == 0 || args[0] != "create" {
+		return errors.New("usage: amrd token create -username NAME")
+	}
+	fs := flag.NewFlagSet("token create", flag.ContinueOnError)
+	username := fs.String("username", "", "the staff user who will own the token")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if *username == "" {
+		return errors.New("token create: -username is required")
+	}
+	return withStore(ctx, cfg, log, func(st *store.Store) error {
+		u, err := st.GetUserByUsername(ctx, *username)
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("token create: no user named %q", *username)
+		}
+		if err != nil {
+			return err
+		}
+		if !u.IsStaff {
+			return fmt.Errorf("token create: %s is not staff; API tokens are for staff users (use JWT for others)", u.Username)
+		}
+		key, err := st.CreateToken(ctx, u.ID)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "token for %s (shown once; stored hashed): %s\n", u.Username, key)
+		return nil
+	})
+}

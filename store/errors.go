@@ -1,0 +1,129 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Sentinels that callers switch on. Every error a Store method returns wraps one of these,
+// or is a *FieldError, or is a context error.
+var (
+	ErrNotFound    = errors.New("not found")
+	ErrConflict    = errors.New("conflict")
+	ErrUnavailable = errors.New("database unavailable")
+	ErrInvalid     = errors.New("invalid value")
+)
+
+// FieldError says that one field of what was written names a row that does not exist,
+// or breaks a rule the database enforces.
+type FieldError struct {
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+
+// ConflictError is an ErrConflict with a message that is safe to show a client.
+type ConflictError struct{ Msg string }
+
+func (e *ConflictError) Error() string { return e.Msg }
+
+// Unwrap makes errors.Is(err, ErrConflict) true.
+func (e *ConflictError) Unwrap() error { return ErrConflict }
+
+// uniqueFields names the field behind a unique constraint, where the default rule
+// (the constraint name without table prefix and "_key") would not read well.
+var uniqueFields = map[string]string{
+	"memberships_organization_id_user_id_key":       "user",
+	"meter_reading_series_organization_id_name_key": "name",
+}
+
+// referrers names, for a table that a delete was refused on, what depends on the row.
+var referrers = map[string]string{
+	"memberships":                "memberships",
+	"api_tokens":                 "API tokens",
+	"sim_cards":                  "SIM cards",
+	"network_interfaces":         "network interfaces",
+	"meter_reading_series":       "meter reading series",
+	"meter_device_configs":       "meter device configs",
+	"meter_device_config_series": "meter device configs",
+	"meter_device_types":         "meter device types",
+	"amr_tasks":                  "AMR tasks",
+	"amr_task_groups":            "AMR task groups",
+	"amr_task_group_tasks":       "AMR task groups",
+	"meter_devices":              "meter devices",
+	"meter_device_task_groups":   "meter devices",
+	"meter_device_tasks":         "meter devices",
+}
+
+// mapErr turns a pgx error into the package's sentinels, for one operation (op, e.g.
+// "creating a membership"). It is the only place that looks inside pgx errors.
+func mapErr(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("%s: %w", op, ErrNotFound)
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "23505": // unique_violation
+			f, ok := uniqueFields[pe.ConstraintName]
+			if !ok {
+				f = strings.TrimSuffix(strings.TrimPrefix(pe.ConstraintName, pe.TableName+"_"), "_key")
+				f = strings.TrimSuffix(f, "_id")
+			}
+			return &ConflictError{Msg: fmt.Sprintf("%s: a row with this %s already exists", op, f)}
+		case "23503": // foreign_key_violation
+			if strings.Contains(pe.Detail, "is still referenced") {
+				what := referrers[strings.TrimSpace(pe.TableName)]
+				if what == "" {
+					what = "other rows"
+				}
+				return &ConflictError{Msg: fmt.Sprintf("cannot delete: %s still refer to it", what)}
+			}
+			f := strings.TrimSuffix(strings.TrimPrefix(pe.ConstraintName, pe.TableName+"_"), "_fkey")
+			f = strings.TrimSuffix(f, "_id")
+			return &FieldError{Field: f, Msg: "no such object"}
+		case "23514", "23502", "22001", "22003", "22P02", "22007", "22008": // check, not null, too long, out of range, text, datetime
+			return fmt.Errorf("%s: %w (%s)", op, ErrInvalid, pe.Code)
+		case "57P01", "57P02", "57P03", "08000", "08003", "08006", "08001", "08004", "53300":
+			return fmt.Errorf("%s: %w", op, ErrUnavailable)
+		}
+		return fmt.Errorf("%s: database error %s", op, pe.Code)
+	}
+	var ne net.Error
+	if errors.As(err, &ne) || pgconn.SafeToRetry(err) || isConnErr(err) {
+		return fmt.Errorf("%s: %w", op, ErrUnavailable)
+	}
+	return fmt.Errorf("%s: %w", op, safeErr(err))
+}
+
+func isConnErr(err error) bool {
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		return true
+	}
+	s := err.Error()
+	return strings.Contains(s, "conn closed") || strings.Contains(s, "connection refused") ||
+		strings.Contains(s, "failed to connect") || strings.Contains(s, "closed pool")
+}
+
+// safeErr drops connection details (which can include the URL) from an error's text.
+func safeErr(err error) error {
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		return ErrUnavailable
+	}
+	return err
+}

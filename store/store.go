@@ -1,0 +1,91 @@
+// Package store is amrd's only user of pgx: queries, COPY, transactions and the mapping of
+// database errors to the sentinels the rest of amrd switches on.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/amrd/amrd/schema"
+)
+
+// Store is a handle on amrd's database.
+type Store struct {
+	pool *pgxpool.Pool
+	log  *slog.Logger
+}
+
+// Config is how Open connects.
+type Config struct {
+	URL string
+	// MaxConns caps the pool; 0 keeps pgx's default (4 or the number of CPUs).
+	MaxConns int32
+}
+
+// Open connects to the database and checks that it answers.
+func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
+	pc, err := pgxpool.ParseConfig(cfg.URL)
+	if err != nil {
+		// The parse error can quote the URL, password included: never pass it on.
+		return nil, errors.New("opening the database: DATABASE_URL is not a valid PostgreSQL URL")
+	}
+	if cfg.MaxConns > 0 {
+		pc.MaxConns = cfg.MaxConns
+	}
+	pc.ConnConfig.RuntimeParams["timezone"] = "UTC"
+	pc.ConnConfig.RuntimeParams["application_name"] = "amrd"
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("opening the database: %w", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(pctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connecting to the database at %s:%d: %w", pc.ConnConfig.Host, pc.ConnConfig.Port, safeErr(err))
+	}
+	return &Store{pool: pool, log: log}, nil
+}
+
+// Close closes every connection.
+func (s *Store) Close() { s.pool.Close() }
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("pinging the database: %w", ErrUnavailable)
+	}
+	return nil
+}
+
+// Migrate applies the schema's pending migrations and returns their versions.
+func (s *Store) Migrate(ctx context.Context) ([]int, error) {
+	return schema.Migrate(ctx, migrator{s.pool})
+}
+
+type migrator struct{ pool *pgxpool.Pool }
+
+func (m migrator) InTx(ctx context.Context, fn func(schema.Tx) error) error {
+	return pgx.BeginFunc(ctx, m.pool, func(tx pgx.Tx) error { return fn(migTx{tx}) })
+}
+
+type migTx struct{ tx pgx.Tx }
+
+func (t migTx) Exec(ctx context.Context, sql string, args ...any) error {
+	_, err := t.tx.Exec(ctx, sql, args...)
+	return err
+}
+
+func (t migTx) QueryInts(ctx context.Context, sql string, args ...any) ([]int, error) {
+	rows, err := t.tx.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[int])
+}
