@@ -1,0 +1,154 @@
+package api
+
+import (
+	"context"
+	"encoding/base64"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+
+	"github.com/amrd/amrd/store"
+)
+
+// fakeStore answers every call with its err (or empty results): handler tests that need
+// no database use it.
+type fakeStore struct{ err error }
+
+func (f fakeStore) Ping(context.Context) error { return f.err }
+func (f fakeStore) UserByToken(context.Context, string) (store.User, error) {
+	return store.User{ID: uuid.New(), Username: "staff", IsStaff: true, IsActive: true}, f.err
+}
+func (f fakeStore) GetUser(context.Context, uuid.UUID) (store.User, error) {
+	return store.User{}, store.ErrNotFound
+}
+func (f fakeStore) GetUserByUsername(context.Context, string) (store.User, error) {
+	return store.User{}, store.ErrNotFound
+}
+func (f fakeStore) ListUsers(context.Context, store.Page) ([]store.User, int, error) {
+	return nil, 0, f.err
+}
+func (f fakeStore) CreateUser(context.Context, store.UserInput) (store.User, error) {
+	return store.User{}, f.err
+}
+func (f fakeStore) UpdateUser(context.Context, uuid.UUID, store.UserInput) (store.User, error) {
+	return store.User{}, f.err
+}
+func (f fakeStore) DeleteUser(context.Context, uuid.UUID) error { return f.err }
+func (f fakeStore) UserMemberships(context.Context, uuid.UUID) ([]store.Membership, error) {
+	return nil, f.err
+}
+func (f fakeStore) ListOrganizations(context.Context, store.Scope, store.Page) ([]store.Organization, int, error) {
+	return nil, 0, f.err
+}
+func (f fakeStore) GetOrganization(context.Context, store.Scope, uuid.UUID) (store.Organization, error) {
+	return store.Organization{}, f.err
+}
+func (f fakeStore) CreateOrganization(context.Context, store.OrganizationInput) (store.Organization, error) {
+	return store.Organization{}, f.err
+}
+func (f fakeStore) UpdateOrganization(context.Context, store.Scope, uuid.UUID, store.OrganizationInput) (store.Organization, error) {
+	return store.Organization{}, f.err
+}
+func (f fakeStore) DeleteOrganization(context.Context, store.Scope, uuid.UUID) error { return f.err }
+func (f fakeStore) ListMemberships(context.Context, store.Scope, store.Page) ([]store.Membership, int, error) {
+	return nil, 0, f.err
+}
+func (f fakeStore) GetMembership(context.Context, store.Scope, int64) (store.Membership, error) {
+	return store.Membership{}, f.err
+}
+func (f fakeStore) CreateMembership(context.Context, store.MembershipInput) (store.Membership, error) {
+	return store.Membership{}, f.err
+}
+func (f fakeStore) UpdateMembership(context.Context, store.Scope, int64, store.MembershipInput) (store.Membership, error) {
+	return store.Membership{}, f.err
+}
+func (f fakeStore) DeleteMembership(context.Context, store.Scope, int64) error { return f.err }
+
+func newFakeServer(t testing.TB, st Store) *Server {
+	t.Helper()
+	s, err := New(Config{JWTKey: []byte("k"), AllowTokenAuth: true}, st, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	require.NoError(t, err)
+	return s
+}
+
+// TestDatabaseDown checks that a database outage answers 503 with Retry-After, never 500,
+// and that internal error text never reaches the client.
+func TestDatabaseDown(t *testing.T) {
+	s := newFakeServer(t, fakeStore{err: store.ErrUnavailable})
+	cases := []struct{ method, path, body string }{
+		{"GET", "/_health/", ""},
+		{"GET", "/v1/organizations/", ""},
+		{"POST", "/v1/organizations/", `{"name":"x"}`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			req := httptest.NewRequest(tc.method, tc.path, strings.NewReader(tc.body))
+			req.Header.Set("Authorization", "Token abc")
+			req.Header.Set("Content-Type", "application/json")
+			res, err := s.App().Test(req, -1)
+			require.NoError(t, err)
+			require.Equal(t, 503, res.StatusCode)
+			if tc.path != "/_health/" {
+				require.Equal(t, "5", res.Header.Get("Retry-After"))
+			}
+		})
+	}
+}
+
+// TestInternalErrorIsGeneric checks that an unexpected error is a 500 with a generic text.
+func TestInternalErrorIsGeneric(t *testing.T) {
+	s := newFakeServer(t, fakeStore{err: io.ErrUnexpectedEOF})
+	req := httptest.NewRequest("GET", "/v1/organizations/", nil)
+	req.Header.Set("Authorization", "Token abc")
+	res, err := s.App().Test(req, -1)
+	require.NoError(t, err)
+	require.Equal(t, 500, res.StatusCode)
+	b, _ := io.ReadAll(res.Body)
+	require.JSONEq(t, `{"detail":"Internal server error."}`, string(b))
+}
+
+// FuzzRequest throws arbitrary Authorization headers, query strings and bodies at the
+// decoders (auth header, pagination, JSON bodies, path ids). Whatever comes in, the
+// server must not panic and must not answer 500.
+func FuzzRequest(f *testing.F) {
+	seeds := []struct{ auth, path, body string }{
+		{"Token abc", "/v1/organizations/?limit=5&offset=2", ""},
+		{"Basic " + base64.StdEncoding.EncodeToString([]byte("a:b")), "/v1/organizations/", `{"name":"x"}`},
+		{"JWT eyJhbGciOiJub25lIn0.e30.", "/v1/organizations/memberships/1", `{"role":"editor"}`},
+		{"Token abc", "/v1/organizations/memberships/", `{"organization":"00000000-0000-0000-0000-000000000000","user":null}`},
+		{"Token abc", "/v1/users/", `{"username":"\u0000","password":[1]}`},
+		{"Token abc", "/v1/auth/jwt/token/", `{"username":"a","password":"b","organization":5}`},
+		{"", "/v1/organizations/?limit=-1&offset=abc", `[]`},
+	}
+	for _, s := range seeds {
+		f.Add(s.auth, s.path, s.body)
+	}
+	srv := newFakeServer(f, fakeStore{})
+	f.Fuzz(func(t *testing.T, auth, path, body string) {
+		if _, err := url.ParseRequestURI(path); err != nil || !strings.HasPrefix(path, "/") || strings.ContainsAny(path, " \r\n\t#") {
+			path = "/v1/organizations/" + base64.RawURLEncoding.EncodeToString([]byte(path))
+		}
+		for _, m := range []string{"GET", "POST", "PATCH"} {
+			req := httptest.NewRequest(m, "http://x"+path, strings.NewReader(body))
+			if !strings.ContainsAny(auth, "\r\n\x00") {
+				req.Header.Set("Authorization", auth)
+			}
+			req.Header.Set("Content-Type", "application/json")
+			res, err := srv.App().Test(req, -1)
+			if err != nil {
+				return // the client library refused the request
+			}
+			if res.StatusCode >= 500 {
+				b, _ := io.ReadAll(res.Body)
+				t.Fatalf("%s %q auth %q body %q: status %d: %s", m, path, auth, body, res.StatusCode, b)
+			}
+		}
+	})
+}
