@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -23,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/amrd/amrd/api"
+	"github.com/amrd/amrd/deploy"
 	"github.com/amrd/amrd/store"
 )
 
@@ -46,6 +48,8 @@ Commands:
                                     create a user (a random password is printed unless
                                     -password-stdin reads one from standard input)
   amrd token create -username NAME  create an API token for a staff user (shown once)
+  amrd tsdb provision|start NAME PORT|url NAME|stop NAME|destroy NAME|status NAME
+                                    a local TimescaleDB in a Debian trixie chroot (root only)
 
 Settings are environment variables; see the README.`
 
@@ -53,6 +57,16 @@ Settings are environment variables; see the README.`
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) error {
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		fmt.Fprintln(stdout, usage)
+		return nil
+	}
+	if args[0] == "tsdb" {
+		// The embedded deploy/tsdb.sh, so that a machine with only the binary can get a
+		// local TimescaleDB too.
+		cmd := exec.CommandContext(ctx, "bash", append([]string{"-c", deploy.TSDBScript, "tsdb.sh"}, args[1:]...)...)
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("tsdb %s: %w", strings.Join(args[1:], " "), err)
+		}
 		return nil
 	}
 	cfg, err := loadSettings(getenv)
