@@ -40,6 +40,7 @@ func (f fakeStore) CreateUser(context.Context, store.UserInput) (store.User, err
 func (f fakeStore) UpdateUser(context.Context, uuid.UUID, store.UserInput) (store.User, error) {
 	return store.User{}, f.err
 }
+func (f fakeStore) TouchLogin(context.Context, uuid.UUID) error { return f.err }
 func (f fakeStore) DeleteUser(context.Context, uuid.UUID) error { return f.err }
 func (f fakeStore) UserMemberships(context.Context, uuid.UUID) ([]store.Membership, error) {
 	return nil, f.err

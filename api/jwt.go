@@ -35,7 +35,15 @@ func (s *Server) jwtToken(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return s.answerJWT(c, u, org, time.Time{}, fiber.StatusCreated)
+	if err := s.answerJWT(c, u, org, time.Time{}, fiber.StatusCreated); err != nil {
+		return err
+	}
+	// last_login is for the operations team ("who logged in when"); the token is already
+	// issued, so a failure here is logged, not returned.
+	if err := s.st.TouchLogin(c.UserContext(), u.ID); err != nil {
+		s.log.Warn("recording last_login failed", "user_id", u.ID.String(), "err", err)
+	}
+	return nil
 }
 
 // answerJWT picks the organization (the one asked for, which the user must belong to, or

@@ -32,6 +32,7 @@ type Store interface {
 	UpdateUser(ctx context.Context, id uuid.UUID, in store.UserInput) (store.User, error)
 	DeleteUser(ctx context.Context, id uuid.UUID) error
 	UserMemberships(ctx context.Context, user uuid.UUID) ([]store.Membership, error)
+	TouchLogin(ctx context.Context, id uuid.UUID) error
 
 	ListOrganizations(ctx context.Context, sc store.Scope, p store.Page) ([]store.Organization, int, error)
 	GetOrganization(ctx context.Context, sc store.Scope, id uuid.UUID) (store.Organization, error)

@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/amrd/amrd/schema"
@@ -48,7 +50,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 	defer cancel()
 	if err := pool.Ping(pctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("connecting to the database at %s:%d: %w", pc.ConnConfig.Host, pc.ConnConfig.Port, safeErr(err))
+		return nil, fmt.Errorf("connecting to the database at %s:%d (%s): %w", pc.ConnConfig.Host, pc.ConnConfig.Port, connReason(err), ErrUnavailable)
 	}
 	return &Store{pool: pool, log: log}, nil
 }
@@ -67,6 +69,57 @@ func (s *Store) Ping(ctx context.Context) error {
 // Migrate applies the schema's pending migrations and returns their versions.
 func (s *Store) Migrate(ctx context.Context) ([]int, error) {
 	return schema.Migrate(ctx, migrator{s.pool})
+}
+
+// PendingMigrations returns the versions of the embedded migrations that the database
+// has not applied yet (all of them on an empty database).
+func (s *Store) PendingMigrations(ctx context.Context) ([]int, error) {
+	migs, err := schema.Migrations()
+	if err != nil {
+		return nil, err
+	}
+	var done []int
+	var exists bool
+	if err := s.pool.QueryRow(ctx, `SELECT to_regclass('schema_migrations') IS NOT NULL`).Scan(&exists); err != nil {
+		return nil, mapErr("reading the schema version", err)
+	}
+	if exists {
+		rows, err := s.pool.Query(ctx, `SELECT version FROM schema_migrations`)
+		if err != nil {
+			return nil, mapErr("reading the schema version", err)
+		}
+		if done, err = pgx.CollectRows(rows, pgx.RowTo[int]); err != nil {
+			return nil, mapErr("reading the schema version", err)
+		}
+	}
+	applied := map[int]bool{}
+	for _, v := range done {
+		applied[v] = true
+	}
+	var pending []int
+	for _, m := range migs {
+		if !applied[m.Version] {
+			pending = append(pending, m.Version)
+		}
+	}
+	return pending, nil
+}
+
+// connReason says why a connection failed, without the URL or password: the server's
+// error (a wrong password, an unknown database) or the network's (refused, timed out).
+func connReason(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code + " " + pe.Message
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		return oe.Err.Error()
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "no answer within 10 s"
+	}
+	return "no connection"
 }
 
 type migrator struct{ pool *pgxpool.Pool }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // User is a person or service that calls the API. PasswordHash is a bcrypt hash and is
@@ -127,18 +128,28 @@ func TokenHash(key string) []byte {
 }
 
 // CreateToken makes a new API token for a user and returns its key, which is stored only
-// as a hash: this is the one time it can be shown. Keys are 40 hex digits (160 random
-// bits), the shape of Utilitarian's tokens.
+// as a hash: this is the one time it can be shown.
 func (s *Store) CreateToken(ctx context.Context, userID uuid.UUID) (string, error) {
+	key, err := insertToken(ctx, s.pool, userID)
+	return key, mapErr("creating a token", err)
+}
+
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// insertToken stores a new token's hash. Keys are 40 hex digits (160 random bits), the
+// shape of Utilitarian's tokens.
+func insertToken(ctx context.Context, db execer, userID uuid.UUID) (string, error) {
 	var b [20]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return "", err
 	}
 	key := hex.EncodeToString(b[:])
-	_, err := s.pool.Exec(ctx, `INSERT INTO api_tokens (user_id, key_hash, key_prefix) VALUES ($1, $2, $3)`,
+	_, err := db.Exec(ctx, `INSERT INTO api_tokens (user_id, key_hash, key_prefix) VALUES ($1, $2, $3)`,
 		userID, TokenHash(key), key[:8])
 	if err != nil {
-		return "", mapErr("creating a token", err)
+		return "", err
 	}
 	return key, nil
 }
@@ -173,13 +184,7 @@ func (s *Store) Bootstrap(ctx context.Context, username, passwordHash string) (u
 		if u, err = pgx.CollectExactlyOneRow(rows, scanUser); err != nil {
 			return err
 		}
-		var b [20]byte
-		if _, err := rand.Read(b[:]); err != nil {
-			return err
-		}
-		token = hex.EncodeToString(b[:])
-		if _, err := tx.Exec(ctx, `INSERT INTO api_tokens (user_id, key_hash, key_prefix) VALUES ($1, $2, $3)`,
-			u.ID, TokenHash(token), token[:8]); err != nil {
+		if token, err = insertToken(ctx, tx, u.ID); err != nil {
 			return err
 		}
 		created = true

@@ -127,6 +127,13 @@ func serve(ctx context.Context, cfg settings, stdout io.Writer, log *slog.Logger
 		return err
 	}
 	defer st.Close()
+	pending, err := st.PendingMigrations(ctx)
+	if err != nil {
+		return err
+	}
+	if len(pending) > 0 {
+		return fmt.Errorf("the database schema is behind this binary (pending migrations %v): run 'amrd migrate' first", pending)
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), st.PoolCollector())
