@@ -161,3 +161,162 @@ func pathInt(c *fiber.Ctx) (int64, error) {
 	}
 	return n, nil
 }
+
+// nstr reads a nullable string field: null (or, with blankIsNull, "") stores nil.
+func (b body) nstr(errs FieldErrors, f string, dst **string, minLen, maxLen int) {
+	if !b.has(f) {
+		return
+	}
+	if b.isNull(f) {
+		*dst = nil
+		return
+	}
+	v := ""
+	before := len(errs[f])
+	b.str(errs, f, &v, false, minLen, maxLen)
+	if len(errs[f]) == before {
+		*dst = &v
+	}
+}
+
+// int32v reads an integer field within [min, max] (the contract's int32 bounds unless
+// narrower). nullable allows null, stored as nil.
+func (b body) intv(errs FieldErrors, f string, dst **int64, nullable bool, min, max int64) {
+	raw, ok := b[f]
+	if !ok {
+		return
+	}
+	if string(raw) == "null" {
+		if nullable {
+			*dst = nil
+		} else {
+			errs.add(f, "This field may not be null.")
+		}
+		return
+	}
+	var n json.Number
+	if err := json.Unmarshal(raw, &n); err != nil {
+		var s string
+		if json.Unmarshal(raw, &s) != nil {
+			errs.add(f, "A valid integer is required.")
+			return
+		}
+		n = json.Number(strings.TrimSpace(s)) // DRF accepts "12" for an integer
+	}
+	v, err := strconv.ParseInt(string(n), 10, 64)
+	if err != nil {
+		if fl, ferr := strconv.ParseFloat(string(n), 64); ferr == nil && fl == float64(int64(fl)) && fl >= -1<<53 && fl <= 1<<53 {
+			v, err = int64(fl), nil // 12.0 is 12
+		}
+	}
+	switch {
+	case err != nil && isDigits(strings.TrimPrefix(string(n), "-")):
+		errs.add(f, "Ensure this value is "+bound(string(n), min, max)+".")
+	case err != nil:
+		errs.add(f, "A valid integer is required.")
+	case v < min:
+		errs.add(f, "Ensure this value is greater than or equal to "+strconv.FormatInt(min, 10)+".")
+	case v > max:
+		errs.add(f, "Ensure this value is less than or equal to "+strconv.FormatInt(max, 10)+".")
+	default:
+		*dst = &v
+	}
+}
+
+func bound(n string, min, max int64) string {
+	if strings.HasPrefix(n, "-") {
+		return "greater than or equal to " + strconv.FormatInt(min, 10)
+	}
+	return "less than or equal to " + strconv.FormatInt(max, 10)
+}
+
+// Int32 bounds of the contract's integer fields.
+const (
+	minInt32 = -1 << 31
+	maxInt32 = 1<<31 - 1
+)
+
+// nid reads a nullable UUID reference.
+func (b body) nid(errs FieldErrors, f string, dst **uuid.UUID) {
+	if !b.has(f) {
+		return
+	}
+	if b.isNull(f) {
+		*dst = nil
+		return
+	}
+	var v uuid.UUID
+	before := len(errs[f])
+	b.id(errs, f, &v, false)
+	if len(errs[f]) == before {
+		*dst = &v
+	}
+}
+
+// idSet reads an array of UUIDs without repeats (the contract's uniqueItems).
+func (b body) idSet(errs FieldErrors, f string, dst *[]uuid.UUID) {
+	raw, ok := b[f]
+	if !ok {
+		return
+	}
+	var list []json.RawMessage
+	if err := json.Unmarshal(raw, &list); err != nil || string(raw) == "null" {
+		errs.add(f, "Expected a list of items but got type \""+jsonType(raw)+"\".")
+		return
+	}
+	out := make([]uuid.UUID, 0, len(list))
+	seen := map[uuid.UUID]bool{}
+	for _, item := range list {
+		var s string
+		u, err := uuid.Nil, json.Unmarshal(item, &s)
+		if err == nil {
+			u, err = uuid.Parse(s)
+		}
+		if err != nil || len(s) < 32 {
+			errs.add(f, "Must be a valid UUID.")
+			return
+		}
+		if seen[u] {
+			errs.add(f, "Items must be unique.")
+			return
+		}
+		seen[u] = true
+		out = append(out, u)
+	}
+	*dst = out
+}
+
+func jsonType(raw json.RawMessage) string {
+	switch t := bytes.TrimSpace(raw); {
+	case len(t) == 0 || string(t) == "null":
+		return "null"
+	case t[0] == '"':
+		return "str"
+	case t[0] == '{':
+		return "dict"
+	case t[0] == 't' || t[0] == 'f':
+		return "bool"
+	default:
+		return "int"
+	}
+}
+
+// matches adds msg to f's errors when a present, valid string value breaks the rule.
+func matches(errs FieldErrors, f string, v *string, ok func(string) bool, msg string) {
+	if v != nil && len(errs[f]) == 0 && !ok(*v) {
+		errs.add(f, msg)
+	}
+}
+
+// isDigitString is the contract's ^[0123456789]*$.
+func isDigitString(s string) bool { return s == "" || isDigits(s) }
+
+// isHex is the contract's ^[abcdefABCDEF1234567890]*$.
+func isHex(s string) bool {
+	for _, r := range s {
+		if !('0' <= r && r <= '9' || 'a' <= r && r <= 'f' || 'A' <= r && r <= 'F') {
+			return false
+		}
+	}
+	return true
+}

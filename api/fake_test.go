@@ -19,7 +19,10 @@ import (
 
 // fakeStore answers every call with its err (or empty results): handler tests that need
 // no database use it.
-type fakeStore struct{ err error }
+type fakeStore struct {
+	Store // methods not defined below are not called by these tests
+	err   error
+}
 
 func (f fakeStore) Ping(context.Context) error { return f.err }
 func (f fakeStore) UserByToken(context.Context, string) (store.User, error) {

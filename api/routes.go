@@ -34,6 +34,10 @@ func (s *Server) routes() {
 	v1.Patch("/organizations/:id", s.updateOrganization)
 	v1.Delete("/organizations/:id", s.deleteOrganization)
 
+	// Metering resources, with the operations the contract lists for each.
+	m := v1.Group("/metering")
+	s.simCards().routes(m, "/sim-cards", "list", "create", "get", "update", "delete")
+
 	// Users: staff only; not in the Utilitarian contract (which managed users in Django's
 	// admin), documented in amrd's own API description.
 	v1.Get("/users", s.listUsers)

@@ -45,6 +45,9 @@ type Store interface {
 	CreateMembership(ctx context.Context, in store.MembershipInput) (store.Membership, error)
 	UpdateMembership(ctx context.Context, sc store.Scope, id int64, in store.MembershipInput) (store.Membership, error)
 	DeleteMembership(ctx context.Context, sc store.Scope, id int64) error
+
+	// The metering resources, one interface each, declared next to their routes.
+	simCardStore
 }
 
 // Config holds the API's settings.
