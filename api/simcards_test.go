@@ -86,3 +86,18 @@ func TestSimCards(t *testing.T) {
 	require.Equal(t, 204, e.do("DELETE", "/v1/metering/sim-cards/"+id, e.token(), nil).status)
 	require.Equal(t, 404, e.do("GET", "/v1/metering/sim-cards/"+id, e.token(), nil).status)
 }
+
+func TestSimCardsConformToContract(t *testing.T) {
+	e := newEnv(t)
+	r := e.do("POST", "/v1/metering/sim-cards", e.token(), map[string]any{"organization": e.orgA.ID, "iccid": "1", "imsi": "2", "external_system_link": "https://sims.example.org/1"})
+	require.Equal(t, 201, r.status, "body: %s", r.body)
+	conform(t, "POST", "/metering/sim-cards", r)
+	id := r.json(t)["id"].(string)
+	conform(t, "GET", "/metering/sim-cards", e.do("GET", "/v1/metering/sim-cards", e.token(), nil))
+	conform(t, "GET", "/metering/sim-cards/{id}", e.do("GET", "/v1/metering/sim-cards/"+id, e.token(), nil))
+	conform(t, "PUT", "/metering/sim-cards/{id}", e.do("PUT", "/v1/metering/sim-cards/"+id, e.token(), map[string]any{"iccid": "3", "imsi": "4"}))
+	conform(t, "PATCH", "/metering/sim-cards/{id}", e.do("PATCH", "/v1/metering/sim-cards/"+id, e.token(), map[string]any{"ip_address": "::1"}))
+	r = e.do("DELETE", "/v1/metering/sim-cards/"+id, e.token(), nil)
+	require.Equal(t, 204, r.status)
+	conform(t, "DELETE", "/metering/sim-cards/{id}", r)
+}
