@@ -16,6 +16,7 @@ import (
 )
 
 func TestTokenAuth(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
 	nonStaffToken, err := e.st.CreateToken(ctx, e.viewer.ID)
@@ -52,6 +53,7 @@ func TestTokenAuth(t *testing.T) {
 }
 
 func TestTokenAuthDisabled(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, func(c *api.Config) { c.AllowTokenAuth = false })
 	r := e.do("GET", "/v1/organizations/", e.token(), nil)
 	require.Equal(t, 401, r.status)
@@ -67,6 +69,7 @@ func TestTokenAuthDisabled(t *testing.T) {
 }
 
 func TestBasicAuth(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	t.Run("staff sees everything", func(t *testing.T) {
 		r := e.do("GET", "/v1/organizations/", basic("staff", testPassword), nil)
@@ -107,6 +110,7 @@ func TestBasicAuth(t *testing.T) {
 }
 
 func TestLoginThrottle(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	for i := 0; i < 5; i++ {
 		r := e.do("GET", "/v1/organizations/", basic("editor", "guess"), nil)
@@ -130,6 +134,7 @@ func TestLoginThrottle(t *testing.T) {
 }
 
 func TestJWTLogin(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	orgB, orgA := e.orgB.ID.String(), e.orgA.ID.String()
 	tests := []struct {
@@ -181,6 +186,7 @@ func decodeClaims(t *testing.T, tok string) map[string]any {
 }
 
 func TestJWTRejected(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	good := strings.TrimPrefix(e.jwtFor(e.viewer, nil), "JWT ")
 	claims := decodeClaims(t, good)
@@ -239,6 +245,7 @@ func mustJSON(t *testing.T, v any) string {
 }
 
 func TestJWTRenewAndChangeOrganization(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	tok := e.jwtFor(e.both, nil)
 	require.Equal(t, e.orgA.ID.String(), decodeClaims(t, strings.TrimPrefix(tok, "JWT "))["organization"])
@@ -283,6 +290,7 @@ func TestJWTRenewAndChangeOrganization(t *testing.T) {
 }
 
 func TestJWTMembershipRevoked(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	tok := e.jwtFor(e.viewer, nil)
 	require.Equal(t, 200, e.do("GET", "/v1/organizations/", tok, nil).status)

@@ -16,6 +16,7 @@ import (
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 func TestOrganizationCRUD(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	r := e.do("POST", "/v1/organizations/", e.token(), map[string]any{"name": "Org C"})
 	require.Equal(t, 201, r.status, "body: %s", r.body)
@@ -58,6 +59,7 @@ func TestOrganizationCRUD(t *testing.T) {
 }
 
 func TestOrganizationValidation(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	long := strings.Repeat("x", 65)
 	tests := []struct {
@@ -88,6 +90,7 @@ func TestOrganizationValidation(t *testing.T) {
 }
 
 func TestMalformedRequests(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	tests := []struct {
 		name, method, path string
@@ -118,6 +121,7 @@ func TestMalformedRequests(t *testing.T) {
 }
 
 func TestPagination(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
 	for i := 0; i < 5; i++ { // 7 organizations in all
@@ -185,6 +189,7 @@ func TestPagination(t *testing.T) {
 }
 
 func TestOrganizationIsolation(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	viewer := e.jwtFor(e.viewer, nil)
 	editor := e.jwtFor(e.editor, nil)
@@ -232,6 +237,7 @@ func TestOrganizationIsolation(t *testing.T) {
 }
 
 func TestMemberships(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	a := e.orgA.ID.String()
 	r := e.do("POST", "/v1/organizations/memberships/", e.token(), map[string]any{"organization": a, "user": e.loner.ID})
@@ -276,6 +282,7 @@ func TestMemberships(t *testing.T) {
 }
 
 func TestUsersAPI(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	r := e.do("POST", "/v1/users/", e.token(), map[string]any{"username": "newbie", "password": "long-enough-1", "email": "n@example.org"})
 	require.Equal(t, 201, r.status, "body: %s", r.body)
@@ -328,6 +335,7 @@ func TestUsersAPI(t *testing.T) {
 }
 
 func TestHealthAndMetrics(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	for _, p := range []string{"/_health/", "/_health"} {
 		r := e.do("GET", p, "", nil)
@@ -342,6 +350,7 @@ func TestHealthAndMetrics(t *testing.T) {
 }
 
 func TestCORS(t *testing.T) {
+	t.Parallel()
 	t.Run("whitelist", func(t *testing.T) {
 		e := newEnv(t, func(c *api.Config) { c.CORSWhitelist = []string{"https://dash.example.org"} })
 		r := e.do("OPTIONS", "/v1/organizations/", "", nil, "Origin", "https://dash.example.org", "Access-Control-Request-Method", "GET")

@@ -8,6 +8,7 @@ import (
 )
 
 func TestSimCards(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	a := e.orgA.ID.String()
 	r := e.do("POST", "/v1/metering/sim-cards", e.token(), map[string]any{
@@ -88,6 +89,7 @@ func TestSimCards(t *testing.T) {
 }
 
 func TestSimCardsConformToContract(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	r := e.do("POST", "/v1/metering/sim-cards", e.token(), map[string]any{"organization": e.orgA.ID, "iccid": "1", "imsi": "2", "external_system_link": "https://sims.example.org/1"})
 	require.Equal(t, 201, r.status, "body: %s", r.body)
