@@ -222,6 +222,32 @@ CREATE TABLE meter_security_keys (
 );
 CREATE INDEX meter_security_keys_device_idx ON meter_security_keys (meter_device_id);
 
+-- catalog_version is bumped, in the same transaction, by every change to what reading
+-- ingestion resolves names against (devices, types, configs, their series, series), so
+-- that every amrd replica can tell that its name cache is stale with one cheap read.
+CREATE TABLE catalog_version (
+    id      boolean PRIMARY KEY DEFAULT true CHECK (id),
+    version bigint NOT NULL
+);
+INSERT INTO catalog_version (version) VALUES (1);
+
+CREATE FUNCTION bump_catalog_version() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE catalog_version SET version = version + 1;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER meter_devices_catalog AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON meter_devices
+    FOR EACH STATEMENT EXECUTE FUNCTION bump_catalog_version();
+CREATE TRIGGER meter_device_types_catalog AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON meter_device_types
+    FOR EACH STATEMENT EXECUTE FUNCTION bump_catalog_version();
+CREATE TRIGGER meter_device_configs_catalog AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON meter_device_configs
+    FOR EACH STATEMENT EXECUTE FUNCTION bump_catalog_version();
+CREATE TRIGGER meter_device_config_series_catalog AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON meter_device_config_series
+    FOR EACH STATEMENT EXECUTE FUNCTION bump_catalog_version();
+CREATE TRIGGER meter_reading_series_catalog AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON meter_reading_series
+    FOR EACH STATEMENT EXECUTE FUNCTION bump_catalog_version();
+
 -- Readings: compact int4 keys of device and series (meter_devices.key,
 -- meter_reading_series.key), unique on (device, series, timestamp). The raw value and the
 -- CT/VT factor in effect when the reading was taken in are both kept, exact (numeric).
@@ -235,7 +261,8 @@ CREATE TABLE meter_readings (
     series_key integer NOT NULL,
     ts         timestamptz NOT NULL,
     value      numeric NOT NULL,
-    factor     numeric NOT NULL DEFAULT 1,
+    -- CT ratio x VT ratio in effect when the reading was taken in (int4 x int4 fits int8).
+    factor     bigint NOT NULL DEFAULT 1,
     created_at timestamptz NOT NULL DEFAULT now()
 );
 SELECT create_hypertable('meter_readings', 'ts', chunk_time_interval => interval '1 day');
