@@ -1,0 +1,241 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cockroachdb/apd/v3"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+)
+
+// DeviceInfo is what reading ingestion needs to know of a meter device: its keys, its
+// config's time zone, the CT/VT ratios in effect and the series its config allows.
+type DeviceInfo struct {
+	Key            int32
+	ID             uuid.UUID
+	OrganizationID *uuid.UUID
+	HasConfig      bool
+	TimeZone       string // the config's; "" without a config
+	CTRatio        int64  // 1 unless the device has a current transformer
+	VTRatio        int64  // 1 unless the device has a voltage transformer
+	Series         map[string]SeriesInfo
+}
+
+// SeriesInfo is an allowed series of a device.
+type SeriesInfo struct {
+	Key int32
+	CT  bool // affected by the CT ratio
+	VT  bool // affected by the VT ratio
+}
+
+// CatalogVersion returns the number that every change to devices, types, configs or
+// series bumps (schema trigger): a name cache filled at another version is stale.
+func (s *Store) CatalogVersion(ctx context.Context) (int64, error) {
+	var v int64
+	err := s.pool.QueryRow(ctx, `SELECT version FROM catalog_version`).Scan(&v)
+	return v, mapErr("reading the catalog version", err)
+}
+
+// DeviceInfos returns what ingestion needs of the named devices; names that are not
+// devices are absent from the map.
+func (s *Store) DeviceInfos(ctx context.Context, names []string) (map[string]DeviceInfo, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT d.name, d.key, d.id, d.organization_id, c.id IS NOT NULL, coalesce(c.timezone, ''),
+			CASE WHEN d.has_current_transformer THEN d.current_transformer_ratio ELSE 1 END,
+			CASE WHEN d.has_voltage_transformer THEN d.voltage_transformer_ratio ELSE 1 END,
+			coalesce(array_agg(s.name) FILTER (WHERE s.id IS NOT NULL), '{}'),
+			coalesce(array_agg(s.key) FILTER (WHERE s.id IS NOT NULL), '{}'),
+			coalesce(array_agg(s.affected_by_ct_ratio) FILTER (WHERE s.id IS NOT NULL), '{}'),
+			coalesce(array_agg(s.affected_by_vt_ratio) FILTER (WHERE s.id IS NOT NULL), '{}')
+		FROM meter_devices d
+		LEFT JOIN meter_device_types t ON t.id = d.type_id
+		LEFT JOIN meter_device_configs c ON c.id = t.config_id
+		LEFT JOIN meter_device_config_series cs ON cs.config_id = c.id
+		LEFT JOIN meter_reading_series s ON s.id = cs.series_id
+		WHERE d.name = ANY($1)
+		GROUP BY d.id, c.id`, names)
+	if err != nil {
+		return nil, mapErr("resolving meter devices", err)
+	}
+	defer rows.Close()
+	out := make(map[string]DeviceInfo, len(names))
+	for rows.Next() {
+		var (
+			name     string
+			d        DeviceInfo
+			sn       []string
+			sk       []int32
+			sct, svt []bool
+		)
+		if err := rows.Scan(&name, &d.Key, &d.ID, &d.OrganizationID, &d.HasConfig, &d.TimeZone, &d.CTRatio, &d.VTRatio, &sn, &sk, &sct, &svt); err != nil {
+			return nil, mapErr("resolving meter devices", err)
+		}
+		d.Series = make(map[string]SeriesInfo, len(sn))
+		for i := range sn {
+			d.Series[sn[i]] = SeriesInfo{Key: sk[i], CT: sct[i], VT: svt[i]}
+		}
+		out[name] = d
+	}
+	return out, mapErr("resolving meter devices", rows.Err())
+}
+
+// ReadingRow is one validated reading for the readings hypertable. Rows of one write
+// must have distinct (DeviceKey, SeriesKey, Time).
+type ReadingRow struct {
+	DeviceKey int32
+	SeriesKey int32
+	Time      time.Time
+	Value     apd.Decimal
+	Factor    int64
+}
+
+// StagedRow is a reading for a device name that does not exist yet.
+type StagedRow struct {
+	Device string
+	Series string
+	Time   time.Time
+	Value  apd.Decimal
+}
+
+// Outcome is what became of one ReadingRow.
+type Outcome uint8
+
+// Outcomes of a written reading.
+const (
+	Inserted  Outcome = iota
+	Duplicate         // the same value was stored already: absorbed
+	Conflict          // a different value is stored for the key: not written
+)
+
+// WriteReadings stores readings and staged readings in one transaction, and says for
+// each reading whether it was inserted, a duplicate of what is stored, or a conflict with
+// it. Nothing is overwritten. It returns only after the transaction committed.
+//
+// The common case, new readings, goes straight into the hypertable with one COPY. When
+// that meets an existing key, the COPY is rolled back to a savepoint and the rows go
+// through a temporary table and INSERT ... ON CONFLICT DO NOTHING, which sorts them into
+// the three outcomes.
+func (s *Store) WriteReadings(ctx context.Context, rows []ReadingRow, staged []StagedRow) ([]Outcome, error) {
+	out := make([]Outcome, len(rows))
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if len(rows) > 0 {
+			if err := writeReadings(ctx, tx, rows, out); err != nil {
+				return err
+			}
+		}
+		if len(staged) > 0 {
+			_, err := tx.CopyFrom(ctx, pgx.Identifier{"staged_meter_readings"}, []string{"meter_device_name", "series_name", "ts", "value"},
+				pgx.CopyFromSlice(len(staged), func(i int) ([]any, error) {
+					r := &staged[i]
+					return []any{r.Device, r.Series, r.Time, numeric{&r.Value}}, nil
+				}))
+			if err != nil {
+				return fmt.Errorf("staging readings: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, mapErr("writing readings", err)
+	}
+	return out, nil
+}
+
+var readingCols = []string{"device_key", "series_key", "ts", "value", "factor"}
+
+func readingSource(rows []ReadingRow) pgx.CopyFromSource {
+	return pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
+		r := &rows[i]
+		return []any{r.DeviceKey, r.SeriesKey, r.Time, numeric{&r.Value}, r.Factor}, nil
+	})
+}
+
+func writeReadings(ctx context.Context, tx pgx.Tx, rows []ReadingRow, out []Outcome) error {
+	sp, err := tx.Begin(ctx) // a savepoint
+	if err != nil {
+		return err
+	}
+	_, err = sp.CopyFrom(ctx, pgx.Identifier{"meter_readings"}, readingCols, readingSource(rows))
+	if err == nil {
+		return sp.Commit(ctx) // all inserted
+	}
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "23505" {
+		return fmt.Errorf("copying readings: %w", err)
+	}
+	if err := sp.Rollback(ctx); err != nil {
+		return err
+	}
+	// Some keys exist already: sort the rows out through a temporary table.
+	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS ingest_batch (
+		i integer, device_key integer, series_key integer, ts timestamptz, value numeric, factor bigint) ON COMMIT DELETE ROWS`); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `TRUNCATE ingest_batch`); err != nil {
+		return err
+	}
+	_, err = tx.CopyFrom(ctx, pgx.Identifier{"ingest_batch"}, append([]string{"i"}, readingCols...),
+		pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
+			r := &rows[i]
+			return []any{int32(i), r.DeviceKey, r.SeriesKey, r.Time, numeric{&r.Value}, r.Factor}, nil
+		}))
+	if err != nil {
+		return fmt.Errorf("copying readings to the batch table: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO meter_readings (device_key, series_key, ts, value, factor)
+		SELECT device_key, series_key, ts, value, factor FROM ingest_batch ORDER BY i
+		ON CONFLICT (device_key, series_key, ts) DO NOTHING`); err != nil {
+		return fmt.Errorf("inserting readings: %w", err)
+	}
+	// A new statement sees what the INSERT skipped, including rows that a concurrent
+	// transaction committed while the INSERT waited for it. Rows the INSERT wrote carry
+	// this transaction's id (xmin), which tells them apart.
+	res, err := tx.Query(ctx, `SELECT b.i, m.xmin = pg_current_xact_id()::xid, m.value = b.value
+		FROM ingest_batch b JOIN meter_readings m
+		ON m.device_key = b.device_key AND m.series_key = b.series_key AND m.ts = b.ts`)
+	if err != nil {
+		return err
+	}
+	seen := 0
+	for res.Next() {
+		var i int32
+		var mine, same bool
+		if err := res.Scan(&i, &mine, &same); err != nil {
+			res.Close()
+			return err
+		}
+		seen++
+		switch {
+		case mine:
+			out[i] = Inserted
+		case same:
+			out[i] = Duplicate
+		default:
+			out[i] = Conflict
+		}
+	}
+	res.Close()
+	if err := res.Err(); err != nil {
+		return err
+	}
+	if seen != len(rows) {
+		return fmt.Errorf("sorting readings: %d of %d rows found after insert", seen, len(rows))
+	}
+	return nil
+}
+
+// numeric encodes an apd.Decimal as PostgreSQL numeric without passing through float64.
+type numeric struct{ d *apd.Decimal }
+
+func (n numeric) NumericValue() (pgtype.Numeric, error) {
+	i := n.d.Coeff.MathBigInt()
+	if n.d.Negative {
+		i.Neg(i)
+	}
+	return pgtype.Numeric{Int: i, Exp: n.d.Exponent, Valid: true}, nil
+}
