@@ -187,9 +187,15 @@ func ParseValue(raw json.RawMessage, d *apd.Decimal) string {
 	if text == "" {
 		return "A valid number is required."
 	}
-	if _, _, err := d.SetString(text); err != nil || d.Form != apd.Finite {
+	_, _, err := d.SetString(text)
+	if err != nil && strings.Contains(err.Error(), "exponent") {
+		return "The value is out of range for a decimal."
+	}
+	if err != nil || d.Form != apd.Finite {
 		return "A valid number is required (a finite decimal; NaN and Infinity are not numbers)."
 	}
+	// apd's own limits are narrower than numeric's today; the checks below keep the
+	// rule if they widen.
 	digits := d.NumDigits()
 	if int64(d.Exponent)+digits > maxIntDigits {
 		return "The value is too large for a decimal (at most 131072 digits before the point)."

@@ -1,0 +1,175 @@
+package ingest
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/apd/v3"
+	"github.com/stretchr/testify/require"
+)
+
+func TestDecode(t *testing.T) {
+	t.Run("one object and the message-bus names", func(t *testing.T) {
+		good, idx, bad, err := Decode([]byte(`{"meter":"m1","series":"1.8.0","timestamp":"2026-11-26T10:15:00Z","value":"0012.3450"}`), 10)
+		require.NoError(t, err)
+		require.Empty(t, bad)
+		require.Equal(t, []int{0}, idx)
+		require.Equal(t, "m1", good[0].Device)
+		require.Equal(t, "1.8.0", good[0].Series)
+		require.Equal(t, "12.3450", good[0].Value.String(), "exact, trailing zeros kept")
+		require.True(t, good[0].Time.HasOffset)
+	})
+	t.Run("array with good and bad items", func(t *testing.T) {
+		body := `[
+			{"meter_device_name":"m1","series_name":"s","timestamp":"2026-11-26T10:15:00+01:00","value":1.5},
+			{"meter_device_name":"m1","series_name":"s","timestamp":"yesterday","value":1},
+			{"meter_device_name":"","series_name":"s","timestamp":"2026-11-26T10:15:00Z","value":1},
+			{"meter_device_name":"m1","series_name":"s","timestamp":"2026-11-26T10:15:00Z","value":"NaN"},
+			{"meter_device_name":"m1","series_name":"s","timestamp":"2026-11-26T10:15:00Z"},
+			5,
+			{"meter_device_name":7,"series_name":"s","timestamp":"2026-11-26T10:15:00Z","value":1},
+			{"meter_device_name":"m1","series_name":"s","timestamp":"2026-11-26 10:15","value":"-0.000001"}
+		]`
+		good, idx, bad, err := Decode([]byte(body), 100)
+		require.NoError(t, err)
+		require.Equal(t, []int{0, 7}, idx)
+		require.Equal(t, "1.5", good[0].Value.String())
+		require.Equal(t, time.Date(2026, 11, 26, 9, 15, 0, 0, time.UTC), good[0].Time.T)
+		require.False(t, good[1].Time.HasOffset)
+		require.Equal(t, "-0.000001", good[1].Value.String())
+		fields := map[int]string{}
+		for _, b := range bad {
+			for f := range b.Errors {
+				fields[b.Index] = f
+			}
+		}
+		require.Equal(t, map[int]string{1: "timestamp", 2: "meter_device_name", 3: "value", 4: "value", 5: "non_field_errors", 6: "meter_device_name"}, fields)
+	})
+	for name, body := range map[string]string{
+		"not JSON": `{"meter":`, "empty": ``, "empty array": `[]`, "a number": `42`, "a string": `"x"`,
+		"too many": `[{},{},{}]`, "broken array": `[{"a":1},`,
+	} {
+		t.Run("whole request refused: "+name, func(t *testing.T) {
+			_, _, _, err := Decode([]byte(body), 2)
+			var re *RequestError
+			require.ErrorAs(t, err, &re)
+			require.NotEmpty(t, re.Msg)
+		})
+	}
+}
+
+func TestParseValue(t *testing.T) {
+	tests := []struct {
+		raw, want, msg string
+	}{
+		{`1`, "1", ""},
+		{`"1.000"`, "1.000", ""},
+		{`-12.5e3`, "-1.25E+4", ""},
+		{`" 7.25 "`, "7.25", ""},
+		{`0.1`, "0.1", ""},
+		{`123456789012345678901234567890.123456789012345678901234567890`, "123456789012345678901234567890.123456789012345678901234567890", ""},
+		{`"NaN"`, "", "finite"},
+		{`"Infinity"`, "", "finite"},
+		{`"-inf"`, "", "finite"},
+		{`""`, "", "valid number"},
+		{`"abc"`, "", "finite"},
+		{`"0x10"`, "", "finite"},
+		{`null`, "", "null"},
+		{`true`, "", "valid number"},
+		{`[1]`, "", "valid number"},
+		{``, "", "required"},
+		{`1e200000`, "", "out of range"},
+		{"1" + strings.Repeat("0", 131072), "", "out of range"},
+		{`1e99999`, "1E+99999", ""},
+		{`1e-20000`, "", "decimal places"},
+		{`0e-20000`, "0", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.raw, func(t *testing.T) {
+			var d apd.Decimal
+			msg := ParseValue(json.RawMessage(tc.raw), &d)
+			if tc.msg != "" {
+				require.Contains(t, msg, tc.msg)
+				return
+			}
+			require.Empty(t, msg)
+			require.Equal(t, tc.want, d.String())
+		})
+	}
+}
+
+func TestStampIn(t *testing.T) {
+	sthlm, err := time.LoadLocation("Europe/Stockholm")
+	require.NoError(t, err)
+	tests := []struct {
+		in   string
+		want time.Time
+		err  string
+	}{
+		{"2026-11-26T10:00:00", time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC), ""},       // CET, +01:00
+		{"2026-07-01T10:00:00", time.Date(2026, 7, 1, 8, 0, 0, 0, time.UTC), ""},         // CEST, +02:00
+		{"2026-03-29T02:30:00", time.Time{}, "does not exist"},                           // spring forward
+		{"2026-10-25T02:30:00", time.Time{}, "ambiguous"},                                // fall back
+		{"2026-10-25T02:30:00+01:00", time.Date(2026, 10, 25, 1, 30, 0, 0, time.UTC), ""}, // offset given
+		{"2026-10-25T03:30:00", time.Date(2026, 10, 25, 2, 30, 0, 0, time.UTC), ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			st, err := ParseStamp(tc.in)
+			require.NoError(t, err)
+			got, err := st.In(sthlm)
+			if tc.err != "" {
+				require.ErrorContains(t, err, tc.err)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.want, got)
+		})
+	}
+	for _, bad := range []string{"", "2026-11-26", "2026-13-01T00:00:00Z", "2026-11-26T25:00:00Z", "26/11/2026 10:00", "2026-11-26T10:00:00+25:00"} {
+		t.Run("bad "+bad, func(t *testing.T) {
+			_, err := ParseStamp(bad)
+			require.Error(t, err)
+		})
+	}
+}
+
+// FuzzDecode feeds arbitrary bodies to the request decoder: it must never panic, and
+// every item must come out either good or rejected, with positions in range.
+func FuzzDecode(f *testing.F) {
+	for _, s := range []string{
+		`{"meter_device_name":"m","series_name":"s","timestamp":"2026-01-01T00:00:00Z","value":"1.5"}`,
+		`[{"meter":"m","series":"s","timestamp":"2026-01-01 00:00","value":1e3}]`,
+		`[{"value":"NaN"},{"value":null},1,"x",[],{}]`,
+		`{"timestamp":"2026-03-29T02:30:00","value":"-0.0"}`,
+		`[` + strings.Repeat(`{"value":1},`, 5) + `{}]`,
+	} {
+		f.Add([]byte(s))
+	}
+	sthlm, _ := time.LoadLocation("Europe/Stockholm")
+	f.Fuzz(func(t *testing.T, body []byte) {
+		good, idx, bad, err := Decode(body, 1000)
+		if err != nil {
+			return
+		}
+		require.Equal(t, len(good), len(idx))
+		seen := map[int]bool{}
+		for _, i := range idx {
+			seen[i] = true
+		}
+		for _, b := range bad {
+			require.False(t, seen[b.Index], "item %d both good and bad", b.Index)
+			require.NotEmpty(t, b.Errors)
+			seen[b.Index] = true
+		}
+		for i := range seen {
+			require.True(t, i >= 0 && i < len(good)+len(bad))
+		}
+		for _, r := range good {
+			require.Equal(t, apd.Finite, r.Value.Form)
+			_, _ = r.Time.In(sthlm)
+		}
+	})
+}
