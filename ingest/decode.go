@@ -212,7 +212,8 @@ func ParseValue(raw json.RawMessage, d *apd.Decimal) string {
 
 // ParseStamp reads an ISO 8601 date-time: "2026-11-26T10:15:00Z", with an offset
 // ("+01:00", "+0100"), or without one (a civil time), with ' ' or 'T' between date and
-// time and optional fractional seconds.
+// time and optional fractional seconds. Digits below a microsecond are dropped:
+// PostgreSQL keeps microseconds, and two readings that differ only below it are one key.
 func ParseStamp(s string) (Stamp, error) {
 	s = strings.TrimSpace(s)
 	if len(s) < 16 {
@@ -225,12 +226,12 @@ func ParseStamp(s string) (Stamp, error) {
 	s = string(b)
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999Z0700", "2006-01-02T15:04Z07:00"} {
 		if t, err := time.Parse(layout, s); err == nil {
-			return Stamp{T: t.UTC(), HasOffset: true}, nil
+			return Stamp{T: t.UTC().Truncate(time.Microsecond), HasOffset: true}, nil
 		}
 	}
 	for _, layout := range []string{"2006-01-02T15:04:05.999999999", "2006-01-02T15:04"} {
 		if t, err := time.Parse(layout, s); err == nil {
-			return Stamp{T: t}, nil
+			return Stamp{T: t.Truncate(time.Microsecond)}, nil
 		}
 	}
 	return Stamp{}, errBadStamp

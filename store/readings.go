@@ -187,46 +187,61 @@ func writeReadings(ctx context.Context, tx pgx.Tx, rows []ReadingRow, out []Outc
 	if err != nil {
 		return fmt.Errorf("copying readings to the batch table: %w", err)
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO meter_readings (device_key, series_key, ts, value, factor)
+	ins, err := tx.Query(ctx, `INSERT INTO meter_readings (device_key, series_key, ts, value, factor)
 		SELECT device_key, series_key, ts, value, factor FROM ingest_batch ORDER BY i
-		ON CONFLICT (device_key, series_key, ts) DO NOTHING`); err != nil {
+		ON CONFLICT (device_key, series_key, ts) DO NOTHING RETURNING device_key, series_key, ts`)
+	if err != nil {
 		return fmt.Errorf("inserting readings: %w", err)
 	}
+	type key struct {
+		d, s int32
+		ts   int64
+	}
+	inserted := map[key]bool{}
+	for ins.Next() {
+		var k key
+		var ts time.Time
+		if err := ins.Scan(&k.d, &k.s, &ts); err != nil {
+			ins.Close()
+			return err
+		}
+		k.ts = ts.UnixMicro()
+		inserted[k] = true
+	}
+	ins.Close()
+	if err := ins.Err(); err != nil {
+		return fmt.Errorf("inserting readings: %w", err)
+	}
+	for i := range rows {
+		if inserted[key{rows[i].DeviceKey, rows[i].SeriesKey, rows[i].Time.UnixMicro()}] {
+			out[i] = Inserted
+		} else {
+			out[i] = Duplicate // until the comparison below says otherwise
+		}
+	}
+	if len(inserted) == len(rows) {
+		return nil
+	}
 	// A new statement sees what the INSERT skipped, including rows that a concurrent
-	// transaction committed while the INSERT waited for it. Rows the INSERT wrote carry
-	// this transaction's id (xmin), which tells them apart.
-	res, err := tx.Query(ctx, `SELECT b.i, m.xmin = pg_current_xact_id()::xid, m.value = b.value
-		FROM ingest_batch b JOIN meter_readings m
-		ON m.device_key = b.device_key AND m.series_key = b.series_key AND m.ts = b.ts`)
+	// transaction committed while the INSERT waited for it.
+	res, err := tx.Query(ctx, `SELECT b.i FROM ingest_batch b JOIN meter_readings m
+		ON m.device_key = b.device_key AND m.series_key = b.series_key AND m.ts = b.ts
+		WHERE m.value <> b.value`)
 	if err != nil {
 		return err
 	}
-	seen := 0
 	for res.Next() {
 		var i int32
-		var mine, same bool
-		if err := res.Scan(&i, &mine, &same); err != nil {
+		if err := res.Scan(&i); err != nil {
 			res.Close()
 			return err
 		}
-		seen++
-		switch {
-		case mine:
-			out[i] = Inserted
-		case same:
-			out[i] = Duplicate
-		default:
+		if out[i] != Inserted {
 			out[i] = Conflict
 		}
 	}
 	res.Close()
-	if err := res.Err(); err != nil {
-		return err
-	}
-	if seen != len(rows) {
-		return fmt.Errorf("sorting readings: %d of %d rows found after insert", seen, len(rows))
-	}
-	return nil
+	return res.Err()
 }
 
 // numeric encodes an apd.Decimal as PostgreSQL numeric without passing through float64.

@@ -1,0 +1,149 @@
+package store_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/apd/v3"
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/amrd/amrd/store"
+	"github.com/amrd/amrd/store/storetest"
+)
+
+// fleet makes an organization with a config allowing series "1.8.0" (CT) and "2.8.0"
+// (CT and VT), a type with that config, and a device "m1" with CT 100 and VT 20.
+func fleet(t *testing.T, ctx context.Context, url string) {
+	t.Helper()
+	conn, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, `
+		WITH o AS (INSERT INTO organizations (name) VALUES ('o') RETURNING id),
+		s1 AS (INSERT INTO meter_reading_series (organization_id, name, unit, affected_by_ct_ratio) SELECT id, '1.8.0', 'kWh', true FROM o RETURNING id),
+		s2 AS (INSERT INTO meter_reading_series (organization_id, name, unit, affected_by_ct_ratio, affected_by_vt_ratio) SELECT id, '2.8.0', 'kWh', true, true FROM o RETURNING id),
+		s3 AS (INSERT INTO meter_reading_series (organization_id, name, unit) SELECT id, 'other', 'x' FROM o RETURNING id),
+		c AS (INSERT INTO meter_device_configs (organization_id, name, timezone) SELECT id, 'c', 'Europe/Stockholm' FROM o RETURNING id),
+		cs AS (INSERT INTO meter_device_config_series (config_id, series_id) SELECT c.id, s.id FROM c, (SELECT id FROM s1 UNION ALL SELECT id FROM s2) s),
+		ty AS (INSERT INTO meter_device_types (organization_id, name, manufacturer, manufacturer_model, config_id) SELECT o.id, 't', 'm', 'mm', c.id FROM o, c RETURNING id)
+		INSERT INTO meter_devices (organization_id, name, protocol, type_id, has_current_transformer, current_transformer_ratio, has_voltage_transformer, voltage_transformer_ratio)
+		SELECT o.id, 'm1', 'iec62056-21', ty.id, true, 100, true, 20 FROM o, ty`)
+	require.NoError(t, err)
+}
+
+func dec(t *testing.T, s string) apd.Decimal {
+	var d apd.Decimal
+	_, _, err := d.SetString(s)
+	require.NoError(t, err)
+	return d
+}
+
+func TestDeviceInfosAndCatalogVersion(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, url := storetest.New(t)
+	v0, err := st.CatalogVersion(ctx)
+	require.NoError(t, err)
+	fleet(t, ctx, url)
+	v1, err := st.CatalogVersion(ctx)
+	require.NoError(t, err)
+	require.Greater(t, v1, v0, "creating devices and series bumps the catalog version")
+
+	infos, err := st.DeviceInfos(ctx, []string{"m1", "nope"})
+	require.NoError(t, err)
+	require.Len(t, infos, 1)
+	d := infos["m1"]
+	require.True(t, d.HasConfig)
+	require.Equal(t, "Europe/Stockholm", d.TimeZone)
+	require.Equal(t, int64(100), d.CTRatio)
+	require.Equal(t, int64(20), d.VTRatio)
+	require.Len(t, d.Series, 2, "only the config's series")
+	require.True(t, d.Series["2.8.0"].VT)
+	require.False(t, d.Series["1.8.0"].VT)
+}
+
+func TestWriteReadings(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, url := storetest.New(t)
+	fleet(t, ctx, url)
+	infos, err := st.DeviceInfos(ctx, []string{"m1"})
+	require.NoError(t, err)
+	d := infos["m1"]
+	s := d.Series["1.8.0"]
+	t0 := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	row := func(minutes int, v string) store.ReadingRow {
+		return store.ReadingRow{DeviceKey: d.Key, SeriesKey: s.Key, Time: t0.Add(time.Duration(minutes) * time.Minute), Value: dec(t, v), Factor: 100}
+	}
+
+	out, err := st.WriteReadings(ctx, []store.ReadingRow{row(0, "1.50"), row(15, "2")},
+		[]store.StagedRow{{Device: "future", Series: "1.8.0", Time: t0, Value: dec(t, "7")}})
+	require.NoError(t, err)
+	require.Equal(t, []store.Outcome{store.Inserted, store.Inserted}, out)
+
+	// A re-send of the same value is a duplicate, a different value a conflict, a new key
+	// is inserted: in one batch.
+	out, err = st.WriteReadings(ctx, []store.ReadingRow{row(0, "1.5"), row(15, "3"), row(30, "4")}, nil)
+	require.NoError(t, err)
+	require.Equal(t, []store.Outcome{store.Duplicate, store.Conflict, store.Inserted}, out, "1.5 equals the stored 1.50 numerically")
+
+	conn, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	var n int
+	var v15 string
+	var factor int64
+	require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM meter_readings`).Scan(&n))
+	require.Equal(t, 3, n)
+	require.NoError(t, conn.QueryRow(ctx, `SELECT value::text, factor FROM meter_readings WHERE ts = $1`, t0.Add(15*time.Minute)).Scan(&v15, &factor))
+	require.Equal(t, "2", v15, "a conflict never overwrites")
+	require.Equal(t, int64(100), factor)
+	require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM staged_meter_readings WHERE meter_device_name = 'future'`).Scan(&n))
+	require.Equal(t, 1, n)
+
+	t.Run("exact values survive", func(t *testing.T) {
+		big := "123456789012345678901234567890.000000000000000000000000000001"
+		out, err := st.WriteReadings(ctx, []store.ReadingRow{row(45, big), row(60, "-0.000000001")}, nil)
+		require.NoError(t, err)
+		require.Equal(t, []store.Outcome{store.Inserted, store.Inserted}, out)
+		var got string
+		require.NoError(t, conn.QueryRow(ctx, `SELECT value::text FROM meter_readings WHERE ts = $1`, t0.Add(45*time.Minute)).Scan(&got))
+		require.Equal(t, big, got)
+		require.NoError(t, conn.QueryRow(ctx, `SELECT value::text FROM meter_readings WHERE ts = $1`, t0.Add(60*time.Minute)).Scan(&got))
+		require.Equal(t, "-0.000000001", got)
+	})
+
+	t.Run("concurrent writers of the same keys store each once", func(t *testing.T) {
+		rows := make([]store.ReadingRow, 200)
+		for i := range rows {
+			rows[i] = row(10_000+i, "5")
+		}
+		var wg sync.WaitGroup
+		results := make([][]store.Outcome, 4)
+		errs := make([]error, 4)
+		for w := 0; w < 4; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				results[w], errs[w] = st.WriteReadings(ctx, rows, nil)
+			}()
+		}
+		wg.Wait()
+		inserted := 0
+		for w := 0; w < 4; w++ {
+			require.NoError(t, errs[w])
+			for _, o := range results[w] {
+				require.NotEqual(t, store.Conflict, o)
+				if o == store.Inserted {
+					inserted++
+				}
+			}
+		}
+		require.Equal(t, 200, inserted, "each key inserted by exactly one writer")
+		require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM meter_readings WHERE ts >= $1`, t0.Add(10_000*time.Minute)).Scan(&n))
+		require.Equal(t, 200, n)
+	})
+}
