@@ -1,0 +1,307 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/cockroachdb/apd/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/amrd/amrd/store"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// fakeWriter is the database at the pipeline's interface: it keeps readings in a map and
+// can be told to fail or block.
+type fakeWriter struct {
+	mu       sync.Mutex
+	version  int64
+	devices  map[string]store.DeviceInfo
+	stored   map[[3]int64]string
+	staged   []store.StagedRow
+	batches  []int // rows per WriteReadings call
+	lookups  int   // DeviceInfos calls
+	failures []error
+	block    chan struct{} // when set, writes wait for it to close
+}
+
+func (f *fakeWriter) CatalogVersion(context.Context) (int64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.version, nil
+}
+
+func (f *fakeWriter) DeviceInfos(_ context.Context, names []string) (map[string]store.DeviceInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lookups++
+	out := map[string]store.DeviceInfo{}
+	for _, n := range names {
+		if d, ok := f.devices[n]; ok {
+			out[n] = d
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeWriter) WriteReadings(_ context.Context, rows []store.ReadingRow, staged []store.StagedRow) ([]store.Outcome, error) {
+	if f.block != nil {
+		<-f.block
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.failures) > 0 {
+		err := f.failures[0]
+		f.failures = f.failures[1:]
+		if err != nil {
+			return nil, err
+		}
+	}
+	f.batches = append(f.batches, len(rows)+len(staged))
+	out := make([]store.Outcome, len(rows))
+	for i, r := range rows {
+		k := [3]int64{int64(r.DeviceKey), int64(r.SeriesKey), r.Time.UnixMicro()}
+		v := r.Value.String() + "x" + time.Duration(r.Factor).String()
+		switch old, ok := f.stored[k]; {
+		case !ok:
+			f.stored[k] = v
+		case old == v:
+			out[i] = store.Duplicate
+		default:
+			out[i] = store.Conflict
+		}
+	}
+	f.staged = append(f.staged, staged...)
+	return out, nil
+}
+
+func newFake() *fakeWriter {
+	return &fakeWriter{version: 1, stored: map[[3]int64]string{}, devices: map[string]store.DeviceInfo{
+		"m1": {Key: 1, HasConfig: true, TimeZone: "Europe/Stockholm", CTRatio: 100, VTRatio: 20, Series: map[string]store.SeriesInfo{
+			"1.8.0": {Key: 10, CT: true}, "2.8.0": {Key: 11, CT: true, VT: true}, "raw": {Key: 12}}},
+		"bare": {Key: 2, HasConfig: false},
+	}}
+}
+
+func newPipeline(t *testing.T, w Writer, cfg Config) (*Pipeline, func()) {
+	t.Helper()
+	p, err := New(cfg, w, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = p.Run(ctx); close(done) }()
+	return p, func() { cancel(); <-done }
+}
+
+func reading(t *testing.T, dev, series, ts, value string) Reading {
+	t.Helper()
+	st, err := ParseStamp(ts)
+	require.NoError(t, err)
+	var d apd.Decimal
+	_, _, err = d.SetString(value)
+	require.NoError(t, err)
+	return Reading{Device: dev, Series: series, Time: st, Value: d}
+}
+
+func TestValidationAndOutcomes(t *testing.T) {
+	w := newFake()
+	p, stop := newPipeline(t, w, Config{})
+	defer stop()
+	rs := []Reading{
+		reading(t, "m1", "1.8.0", "2026-11-26T10:00:00Z", "1.5"),  // 0 accepted, CT only
+		reading(t, "m1", "2.8.0", "2026-11-26T10:00:00Z", "2"),    // 1 accepted, CT x VT
+		reading(t, "m1", "raw", "2026-11-26T10:00:00", "3"),       // 2 accepted, local time
+		reading(t, "m1", "3.8.0", "2026-11-26T10:00:00Z", "4"),    // 3 series not allowed
+		reading(t, "bare", "1.8.0", "2026-11-26T10:00:00Z", "5"),  // 4 device without config
+		reading(t, "new", "1.8.0", "2026-11-26T10:00:00Z", "6"),   // 5 staged
+		reading(t, "m1", "raw", "2026-03-29T02:30:00", "7"),       // 6 no such local time
+		reading(t, "m1", "1.8.0", "2026-11-26T10:00:00Z", "1.50"), // 7 same key again, same value
+		reading(t, "m1", "1.8.0", "2026-11-26T10:00:00Z", "9"),    // 8 same key again, other value
+	}
+	idx := []int{0, 1, 2, 3, 4, 5, 6, 7, 8}
+	rep, err := p.Submit(context.Background(), rs, idx)
+	require.NoError(t, err)
+	require.Equal(t, 3, rep.Accepted)
+	require.Equal(t, 1, rep.Staged)
+	require.Equal(t, 1, rep.Duplicates)
+	require.Equal(t, 1, rep.Conflicts)
+	got := map[int]string{}
+	for _, r := range rep.Rejected {
+		for f := range r.Errors {
+			got[r.Index] = f
+		}
+	}
+	require.Equal(t, map[int]string{3: "series_name", 4: "meter_device_name", 6: "timestamp", 8: "value"}, got)
+
+	w.mu.Lock()
+	require.Equal(t, "1.5x100ns", w.stored[[3]int64{1, 10, time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC).UnixMicro()}])
+	require.Equal(t, "2x2µs", w.stored[[3]int64{1, 11, time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC).UnixMicro()}], "factor 100 x 20")
+	require.Contains(t, w.stored, [3]int64{1, 12, time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC).UnixMicro()}, "10:00 Stockholm is 09:00 UTC")
+	require.Len(t, w.staged, 1)
+	require.Equal(t, "new", w.staged[0].Device)
+	w.mu.Unlock()
+
+	// A re-send is absorbed.
+	rep, err = p.Submit(context.Background(), rs[:1], []int{0})
+	require.NoError(t, err)
+	require.Equal(t, Report{Duplicates: 1, Rejected: []ItemError{}}, rep)
+}
+
+func TestNameCacheFollowsCatalogVersion(t *testing.T) {
+	w := newFake()
+	p, stop := newPipeline(t, w, Config{})
+	defer stop()
+	send := func() Report {
+		rep, err := p.Submit(context.Background(), []Reading{reading(t, "m2", "1.8.0", "2026-11-26T10:00:00Z", "1")}, []int{0})
+		require.NoError(t, err)
+		return rep
+	}
+	require.Equal(t, 1, send().Staged)
+	require.Equal(t, 1, send().Staged)
+	w.mu.Lock()
+	require.Equal(t, 1, w.lookups, "an unknown name is cached too")
+	// The device is created: the catalog version moves.
+	w.devices["m2"] = store.DeviceInfo{Key: 3, HasConfig: true, CTRatio: 1, VTRatio: 1, Series: map[string]store.SeriesInfo{"1.8.0": {Key: 10}}}
+	w.version++
+	w.mu.Unlock()
+	require.Equal(t, 1, send().Accepted)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	require.Equal(t, 2, w.lookups)
+}
+
+func TestGroupCommitAndFlushDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newFake()
+		p, stop := newPipeline(t, w, Config{BatchReadings: 100, FlushEvery: 50 * time.Millisecond, Flushers: 1})
+		defer stop()
+		var wg sync.WaitGroup
+		start := time.Now()
+		elapsed := make([]time.Duration, 10)
+		for i := 0; i < 10; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ts := time.Date(2026, 1, 1, 0, i, 0, 0, time.UTC).Format(time.RFC3339)
+				_, err := p.Submit(context.Background(), []Reading{reading(t, "m1", "raw", ts, "1")}, []int{0})
+				require.NoError(t, err)
+				elapsed[i] = time.Since(start)
+			}()
+		}
+		wg.Wait()
+		for _, e := range elapsed {
+			require.Equal(t, 50*time.Millisecond, e, "a small batch waits for the deadline, in fake time")
+		}
+		w.mu.Lock()
+		require.Equal(t, []int{10}, w.batches, "ten requests shared one commit")
+		w.mu.Unlock()
+
+		// A full batch goes at once.
+		start = time.Now()
+		rs := make([]Reading, 100)
+		idx := make([]int, 100)
+		for i := range rs {
+			rs[i] = reading(t, "m1", "raw", time.Date(2026, 2, 1, 0, i, 0, 0, time.UTC).Format(time.RFC3339), "1")
+			idx[i] = i
+		}
+		rep, err := p.Submit(context.Background(), rs, idx)
+		require.NoError(t, err)
+		require.Equal(t, 100, rep.Accepted)
+		require.Zero(t, time.Since(start))
+	})
+}
+
+func TestOverloaded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newFake()
+		w.block = make(chan struct{})
+		p, stop := newPipeline(t, w, Config{QueueReadings: 2, EnqueueWait: time.Second, Flushers: 1, FlushEvery: time.Millisecond})
+		defer stop()
+		results := make(chan error, 2)
+		go func() {
+			_, err := p.Submit(context.Background(), []Reading{reading(t, "m1", "raw", "2026-01-01T00:00:00Z", "1"), reading(t, "m1", "raw", "2026-01-01T00:15:00Z", "1")}, []int{0, 1})
+			results <- err
+		}()
+		synctest.Wait() // the first request holds the whole queue, its write blocked
+		start := time.Now()
+		_, err := p.Submit(context.Background(), []Reading{reading(t, "m1", "raw", "2026-01-01T00:30:00Z", "1")}, []int{0})
+		require.ErrorIs(t, err, ErrOverloaded)
+		require.Equal(t, time.Second, time.Since(start), "waited EnqueueWait for room")
+		close(w.block)
+		require.NoError(t, <-results)
+	})
+}
+
+func TestRetriesWhileTheDatabaseIsDown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newFake()
+		w.failures = []error{store.ErrUnavailable, store.ErrUnavailable}
+		p, stop := newPipeline(t, w, Config{FlushEvery: time.Millisecond})
+		defer stop()
+		rep, err := p.Submit(context.Background(), []Reading{reading(t, "m1", "raw", "2026-01-01T00:00:00Z", "1")}, []int{0})
+		require.NoError(t, err)
+		require.Equal(t, 1, rep.Accepted)
+
+		w.mu.Lock()
+		w.failures = []error{store.ErrUnavailable, store.ErrUnavailable, store.ErrUnavailable, store.ErrUnavailable}
+		w.mu.Unlock()
+		_, err = p.Submit(context.Background(), []Reading{reading(t, "m1", "raw", "2026-01-01T00:15:00Z", "1")}, []int{0})
+		require.ErrorIs(t, err, store.ErrUnavailable, "bounded retries, then the error")
+	})
+}
+
+func TestOneBadRequestDoesNotFailItsBatch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newFake()
+		w.failures = []error{errors.New("boom"), nil, errors.New("boom")}
+		p, stop := newPipeline(t, w, Config{FlushEvery: 10 * time.Millisecond, Flushers: 1})
+		defer stop()
+		errs := make([]error, 2)
+		var wg sync.WaitGroup
+		for i := 0; i < 2; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, errs[i] = p.Submit(context.Background(), []Reading{reading(t, "m1", "raw", time.Date(2026, 1, 1, i, 0, 0, 0, time.UTC).Format(time.RFC3339), "1")}, []int{0})
+			}()
+			synctest.Wait()
+		}
+		wg.Wait()
+		failed := 0
+		for _, err := range errs {
+			if err != nil {
+				failed++
+			}
+		}
+		require.Equal(t, 1, failed, "the batch failed, then each request was written alone: one of them fails")
+	})
+}
+
+func TestShutdownFlushesWhatWasAccepted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newFake()
+		p, stop := newPipeline(t, w, Config{FlushEvery: time.Hour, BatchReadings: 1000})
+		res := make(chan error, 1)
+		go func() {
+			_, err := p.Submit(context.Background(), []Reading{reading(t, "m1", "raw", "2026-01-01T00:00:00Z", "1")}, []int{0})
+			res <- err
+		}()
+		synctest.Wait()
+		stop() // long before the hour-long flush deadline
+		require.NoError(t, <-res)
+		w.mu.Lock()
+		require.Len(t, w.stored, 1)
+		w.mu.Unlock()
+		_, err := p.Submit(context.Background(), []Reading{reading(t, "m1", "raw", "2026-01-01T00:15:00Z", "1")}, []int{0})
+		require.ErrorIs(t, err, ErrClosed)
+	})
+}
