@@ -108,10 +108,10 @@ func TestStampIn(t *testing.T) {
 		want time.Time
 		err  string
 	}{
-		{"2026-11-26T10:00:00", time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC), ""},       // CET, +01:00
-		{"2026-07-01T10:00:00", time.Date(2026, 7, 1, 8, 0, 0, 0, time.UTC), ""},         // CEST, +02:00
-		{"2026-03-29T02:30:00", time.Time{}, "does not exist"},                           // spring forward
-		{"2026-10-25T02:30:00", time.Time{}, "ambiguous"},                                // fall back
+		{"2026-11-26T10:00:00", time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC), ""},        // CET, +01:00
+		{"2026-07-01T10:00:00", time.Date(2026, 7, 1, 8, 0, 0, 0, time.UTC), ""},          // CEST, +02:00
+		{"2026-03-29T02:30:00", time.Time{}, "does not exist"},                            // spring forward
+		{"2026-10-25T02:30:00", time.Time{}, "ambiguous"},                                 // fall back
 		{"2026-10-25T02:30:00+01:00", time.Date(2026, 10, 25, 1, 30, 0, 0, time.UTC), ""}, // offset given
 		{"2026-10-25T03:30:00", time.Date(2026, 10, 25, 2, 30, 0, 0, time.UTC), ""},
 	}
