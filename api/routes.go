@@ -37,6 +37,10 @@ func (s *Server) routes() {
 	// Metering resources, with the operations the contract lists for each.
 	m := v1.Group("/metering")
 	s.simCards().routes(m, "/sim-cards", "list", "create", "get", "update", "delete")
+	s.networkInterfaces().routes(m, "/network-interfaces", "list", "create", "get", "update", "delete")
+	s.meterReadingSeries().routes(m, "/meter-reading-series", "list", "create", "get", "update", "delete")
+	s.meterDeviceConfigs().routes(m, "/meter-device-configs", "list", "create", "get", "update", "delete")
+	s.meterDeviceTypes().routes(m, "/meter-device-types", "list", "create", "get", "update", "delete")
 
 	// Users: staff only; not in the Utilitarian contract (which managed users in Django's
 	// admin), documented in amrd's own API description.

@@ -48,6 +48,10 @@ type Store interface {
 
 	// The metering resources, one interface each, declared next to their routes.
 	simCardStore
+	networkInterfaceStore
+	meterReadingSeriesStore
+	meterDeviceConfigStore
+	meterDeviceTypeStore
 }
 
 // Config holds the API's settings.

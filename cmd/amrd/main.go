@@ -18,6 +18,10 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	// The tz database, embedded: meter configs' time zones and DEFAULT_METER_TIMEZONE load
+	// on every host, also one without /usr/share/zoneinfo (time.LoadLocation reads the
+	// host's copy first, then this one).
+	_ "time/tzdata"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"

@@ -90,3 +90,19 @@ func New(t testing.TB) (*store.Store, string) {
 	}
 	return st, dbURL
 }
+
+// Exec runs one statement on the database at url, for fixtures that no API makes yet
+// (meter devices, readings). It fails the test on error.
+func Exec(t testing.TB, url, sql string, args ...any) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatalf("connecting to the test database: %v", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, sql, args...); err != nil {
+		t.Fatalf("running a fixture statement: %v", err)
+	}
+}
