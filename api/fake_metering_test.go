@@ -23,7 +23,9 @@ func (f fakeStore) CreateNetworkInterface(_ context.Context, in store.NetworkInt
 func (f fakeStore) UpdateNetworkInterface(_ context.Context, _ store.Scope, _ uuid.UUID, in store.NetworkInterface) (store.NetworkInterface, error) {
 	return in, f.err
 }
-func (f fakeStore) DeleteNetworkInterface(context.Context, store.Scope, uuid.UUID) error { return f.err }
+func (f fakeStore) DeleteNetworkInterface(context.Context, store.Scope, uuid.UUID) error {
+	return f.err
+}
 
 func (f fakeStore) ListMeterReadingSeries(context.Context, store.Scope, store.Filter, store.Page) ([]store.MeterReadingSeries, int, error) {
 	return nil, 0, f.err
@@ -37,7 +39,9 @@ func (f fakeStore) CreateMeterReadingSeries(_ context.Context, in store.MeterRea
 func (f fakeStore) UpdateMeterReadingSeries(_ context.Context, _ store.Scope, _ uuid.UUID, in store.MeterReadingSeries) (store.MeterReadingSeries, error) {
 	return in, f.err
 }
-func (f fakeStore) DeleteMeterReadingSeries(context.Context, store.Scope, uuid.UUID) error { return f.err }
+func (f fakeStore) DeleteMeterReadingSeries(context.Context, store.Scope, uuid.UUID) error {
+	return f.err
+}
 
 func (f fakeStore) ListMeterDeviceConfigs(context.Context, store.Scope, store.Filter, store.Page) ([]store.MeterDeviceConfig, int, error) {
 	return nil, 0, f.err
@@ -51,7 +55,9 @@ func (f fakeStore) CreateMeterDeviceConfig(_ context.Context, in store.MeterDevi
 func (f fakeStore) UpdateMeterDeviceConfig(_ context.Context, _ store.Scope, _ uuid.UUID, in store.MeterDeviceConfig) (store.MeterDeviceConfig, error) {
 	return in, f.err
 }
-func (f fakeStore) DeleteMeterDeviceConfig(context.Context, store.Scope, uuid.UUID) error { return f.err }
+func (f fakeStore) DeleteMeterDeviceConfig(context.Context, store.Scope, uuid.UUID) error {
+	return f.err
+}
 
 func (f fakeStore) ListMeterDeviceTypes(context.Context, store.Scope, store.Filter, store.Page) ([]store.MeterDeviceType, int, error) {
 	return nil, 0, f.err

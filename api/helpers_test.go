@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/amrd/amrd/api"
 	"github.com/amrd/amrd/store"
@@ -83,7 +84,10 @@ func newEnv(t *testing.T, mod ...func(*api.Config)) *env {
 	e.base = "http://" + ln.Addr().String()
 
 	ctx := context.Background()
-	hash, err := api.HashPassword(testPassword)
+	// The lowest bcrypt cost keeps the many logins of these tests cheap (the race
+	// detector makes bcrypt slow); the server checks hashes of any cost.
+	hashed, err := bcrypt.GenerateFromPassword([]byte(testPassword), bcrypt.MinCost)
+	hash := string(hashed)
 	require.NoError(t, err)
 	mk := func(name string, staff bool) store.User {
 		u, err := st.CreateUser(ctx, store.UserInput{Username: name, PasswordHash: hash, IsStaff: staff, IsActive: true})

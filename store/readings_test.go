@@ -34,7 +34,7 @@ func fleet(t *testing.T, ctx context.Context, url string) {
 	require.NoError(t, err)
 }
 
-func dec(t *testing.T, s string) apd.Decimal {
+func apdDec(t *testing.T, s string) apd.Decimal {
 	var d apd.Decimal
 	_, _, err := d.SetString(s)
 	require.NoError(t, err)
@@ -76,11 +76,11 @@ func TestWriteReadings(t *testing.T) {
 	s := d.Series["1.8.0"]
 	t0 := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
 	row := func(minutes int, v string) store.ReadingRow {
-		return store.ReadingRow{DeviceKey: d.Key, SeriesKey: s.Key, Time: t0.Add(time.Duration(minutes) * time.Minute), Value: dec(t, v), Factor: 100}
+		return store.ReadingRow{DeviceKey: d.Key, SeriesKey: s.Key, Time: t0.Add(time.Duration(minutes) * time.Minute), Value: apdDec(t, v), Factor: 100}
 	}
 
 	out, err := st.WriteReadings(ctx, []store.ReadingRow{row(0, "1.50"), row(15, "2")},
-		[]store.StagedRow{{Device: "future", Series: "1.8.0", Time: t0, Value: dec(t, "7")}})
+		[]store.StagedRow{{Device: "future", Series: "1.8.0", Time: t0, Value: apdDec(t, "7")}})
 	require.NoError(t, err)
 	require.Equal(t, []store.Outcome{store.Inserted, store.Inserted}, out)
 
