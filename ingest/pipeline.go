@@ -94,6 +94,7 @@ type Report struct {
 
 // job is one request waiting for its batch to commit.
 type job struct {
+	scope    store.Scope // whose devices the submitter may write; staging needs all
 	readings []Reading
 	index    []int // each reading's position in the request
 	report   Report
@@ -138,7 +139,12 @@ func New(cfg Config, w Writer, log *slog.Logger, reg prometheus.Registerer) (*Pi
 // rejections. It fails with ErrOverloaded when no room frees up within EnqueueWait,
 // ErrClosed during shutdown, store.ErrUnavailable when the database stays down, or the
 // context's error; in each case nothing was acknowledged.
-func (p *Pipeline) Submit(ctx context.Context, readings []Reading, index []int) (Report, error) {
+//
+// scope limits the devices the submitter may write readings for: a device outside it is
+// rejected exactly as an unknown one, and only a submitter with every organization in
+// scope (staff) may stage readings for devices that do not exist yet, since staged
+// readings belong to no organization.
+func (p *Pipeline) Submit(ctx context.Context, scope store.Scope, readings []Reading, index []int) (Report, error) {
 	if len(readings) == 0 {
 		return Report{Rejected: []ItemError{}}, nil
 	}
@@ -162,7 +168,7 @@ func (p *Pipeline) Submit(ctx context.Context, readings []Reading, index []int) 
 		p.room.Release(n)
 		return Report{}, ErrClosed
 	}
-	j := &job{readings: readings, index: index, done: make(chan struct{})}
+	j := &job{scope: scope, readings: readings, index: index, done: make(chan struct{})}
 	p.m.queued.Add(float64(n))
 	p.jobs <- j
 	p.mu.RUnlock()

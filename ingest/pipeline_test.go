@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/apd/v3"
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -128,7 +129,7 @@ func TestValidationAndOutcomes(t *testing.T) {
 		reading(t, "m1", "1.8.0", "2026-11-26T10:00:00Z", "9"),    // 8 same key again, other value
 	}
 	idx := []int{0, 1, 2, 3, 4, 5, 6, 7, 8}
-	rep, err := p.Submit(context.Background(), rs, idx)
+	rep, err := p.Submit(context.Background(), store.AllOrgs, rs, idx)
 	require.NoError(t, err)
 	require.Equal(t, 3, rep.Accepted)
 	require.Equal(t, 1, rep.Staged)
@@ -151,7 +152,7 @@ func TestValidationAndOutcomes(t *testing.T) {
 	w.mu.Unlock()
 
 	// A re-send is absorbed.
-	rep, err = p.Submit(context.Background(), rs[:1], []int{0})
+	rep, err = p.Submit(context.Background(), store.AllOrgs, rs[:1], []int{0})
 	require.NoError(t, err)
 	require.Equal(t, Report{Duplicates: 1, Rejected: []ItemError{}}, rep)
 }
@@ -161,7 +162,7 @@ func TestNameCacheFollowsCatalogVersion(t *testing.T) {
 	p, stop := newPipeline(t, w, Config{})
 	defer stop()
 	send := func() Report {
-		rep, err := p.Submit(context.Background(), []Reading{reading(t, "m2", "1.8.0", "2026-11-26T10:00:00Z", "1")}, []int{0})
+		rep, err := p.Submit(context.Background(), store.AllOrgs, []Reading{reading(t, "m2", "1.8.0", "2026-11-26T10:00:00Z", "1")}, []int{0})
 		require.NoError(t, err)
 		return rep
 	}
@@ -192,7 +193,7 @@ func TestGroupCommitAndFlushDeadline(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				ts := time.Date(2026, 1, 1, 0, i, 0, 0, time.UTC).Format(time.RFC3339)
-				_, err := p.Submit(context.Background(), []Reading{reading(t, "m1", "raw", ts, "1")}, []int{0})
+				_, err := p.Submit(context.Background(), store.AllOrgs, []Reading{reading(t, "m1", "raw", ts, "1")}, []int{0})
 				require.NoError(t, err)
 				elapsed[i] = time.Since(start)
 			}()
@@ -213,7 +214,7 @@ func TestGroupCommitAndFlushDeadline(t *testing.T) {
 			rs[i] = reading(t, "m1", "raw", time.Date(2026, 2, 1, 0, i, 0, 0, time.UTC).Format(time.RFC3339), "1")
 			idx[i] = i
 		}
-		rep, err := p.Submit(context.Background(), rs, idx)
+		rep, err := p.Submit(context.Background(), store.AllOrgs, rs, idx)
 		require.NoError(t, err)
 		require.Equal(t, 100, rep.Accepted)
 		require.Zero(t, time.Since(start))
@@ -228,12 +229,12 @@ func TestOverloaded(t *testing.T) {
 		defer stop()
 		results := make(chan error, 2)
 		go func() {
-			_, err := p.Submit(context.Background(), []Reading{reading(t, "m1", "raw", "2026-01-01T00:00:00Z", "1"), reading(t, "m1", "raw", "2026-01-01T00:15:00Z", "1")}, []int{0, 1})
+			_, err := p.Submit(context.Background(), store.AllOrgs, []Reading{reading(t, "m1", "raw", "2026-01-01T00:00:00Z", "1"), reading(t, "m1", "raw", "2026-01-01T00:15:00Z", "1")}, []int{0, 1})
 			results <- err
 		}()
 		synctest.Wait() // the first request holds the whole queue, its write blocked
 		start := time.Now()
-		_, err := p.Submit(context.Background(), []Reading{reading(t, "m1", "raw", "2026-01-01T00:30:00Z", "1")}, []int{0})
+		_, err := p.Submit(context.Background(), store.AllOrgs, []Reading{reading(t, "m1", "raw", "2026-01-01T00:30:00Z", "1")}, []int{0})
 		require.ErrorIs(t, err, ErrOverloaded)
 		require.Equal(t, time.Second, time.Since(start), "waited EnqueueWait for room")
 		close(w.block)
@@ -247,14 +248,14 @@ func TestRetriesWhileTheDatabaseIsDown(t *testing.T) {
 		w.failures = []error{store.ErrUnavailable, store.ErrUnavailable}
 		p, stop := newPipeline(t, w, Config{FlushEvery: time.Millisecond})
 		defer stop()
-		rep, err := p.Submit(context.Background(), []Reading{reading(t, "m1", "raw", "2026-01-01T00:00:00Z", "1")}, []int{0})
+		rep, err := p.Submit(context.Background(), store.AllOrgs, []Reading{reading(t, "m1", "raw", "2026-01-01T00:00:00Z", "1")}, []int{0})
 		require.NoError(t, err)
 		require.Equal(t, 1, rep.Accepted)
 
 		w.mu.Lock()
 		w.failures = []error{store.ErrUnavailable, store.ErrUnavailable, store.ErrUnavailable, store.ErrUnavailable}
 		w.mu.Unlock()
-		_, err = p.Submit(context.Background(), []Reading{reading(t, "m1", "raw", "2026-01-01T00:15:00Z", "1")}, []int{0})
+		_, err = p.Submit(context.Background(), store.AllOrgs, []Reading{reading(t, "m1", "raw", "2026-01-01T00:15:00Z", "1")}, []int{0})
 		require.ErrorIs(t, err, store.ErrUnavailable, "bounded retries, then the error")
 	})
 }
@@ -271,7 +272,7 @@ func TestOneBadRequestDoesNotFailItsBatch(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_, errs[i] = p.Submit(context.Background(), []Reading{reading(t, "m1", "raw", time.Date(2026, 1, 1, i, 0, 0, 0, time.UTC).Format(time.RFC3339), "1")}, []int{0})
+				_, errs[i] = p.Submit(context.Background(), store.AllOrgs, []Reading{reading(t, "m1", "raw", time.Date(2026, 1, 1, i, 0, 0, 0, time.UTC).Format(time.RFC3339), "1")}, []int{0})
 			}()
 			synctest.Wait()
 		}
@@ -292,7 +293,7 @@ func TestShutdownFlushesWhatWasAccepted(t *testing.T) {
 		p, stop := newPipeline(t, w, Config{FlushEvery: time.Hour, BatchReadings: 1000})
 		res := make(chan error, 1)
 		go func() {
-			_, err := p.Submit(context.Background(), []Reading{reading(t, "m1", "raw", "2026-01-01T00:00:00Z", "1")}, []int{0})
+			_, err := p.Submit(context.Background(), store.AllOrgs, []Reading{reading(t, "m1", "raw", "2026-01-01T00:00:00Z", "1")}, []int{0})
 			res <- err
 		}()
 		synctest.Wait()
@@ -301,7 +302,32 @@ func TestShutdownFlushesWhatWasAccepted(t *testing.T) {
 		w.mu.Lock()
 		require.Len(t, w.stored, 1)
 		w.mu.Unlock()
-		_, err := p.Submit(context.Background(), []Reading{reading(t, "m1", "raw", "2026-01-01T00:15:00Z", "1")}, []int{0})
+		_, err := p.Submit(context.Background(), store.AllOrgs, []Reading{reading(t, "m1", "raw", "2026-01-01T00:15:00Z", "1")}, []int{0})
 		require.ErrorIs(t, err, ErrClosed)
 	})
+}
+
+func TestSubmitterScope(t *testing.T) {
+	w := newFake()
+	orgX, orgY := uuid.New(), uuid.New()
+	d := w.devices["m1"]
+	d.OrganizationID = &orgX
+	w.devices["m1"] = d
+	p, stop := newPipeline(t, w, Config{})
+	defer stop()
+	rs := []Reading{
+		reading(t, "m1", "raw", "2026-01-01T00:00:00Z", "1"),
+		reading(t, "nobody-yet", "raw", "2026-01-01T00:00:00Z", "1"),
+	}
+	rep, err := p.Submit(context.Background(), store.OrgScope(orgY), rs, []int{0, 1})
+	require.NoError(t, err)
+	require.Zero(t, rep.Accepted+rep.Staged)
+	require.Len(t, rep.Rejected, 2)
+	require.Equal(t, []string{`Unknown meter device "m1".`}, rep.Rejected[0].Errors["meter_device_name"], "another organization's device reads as unknown")
+	require.Equal(t, []string{`Unknown meter device "nobody-yet".`}, rep.Rejected[1].Errors["meter_device_name"], "only staff stage")
+
+	rep, err = p.Submit(context.Background(), store.OrgScope(orgX), rs, []int{0, 1})
+	require.NoError(t, err)
+	require.Equal(t, 1, rep.Accepted)
+	require.Len(t, rep.Rejected, 1)
 }

@@ -127,6 +127,13 @@ func (p *Pipeline) write(ctx context.Context, batch []*job) error {
 		for i := range j.readings {
 			r := &j.readings[i]
 			d := devices[r.Device]
+			if d != nil && !j.scope.All && (d.OrganizationID == nil || !j.scope.Allows(*d.OrganizationID)) {
+				d = nil // another organization's device is unknown to this submitter
+			}
+			if d == nil && !j.scope.All {
+				p.reject(j, i, "meter_device_name", fmt.Sprintf("Unknown meter device %q.", r.Device), "unknown_device")
+				continue
+			}
 			if d == nil {
 				t, err := r.Time.In(p.cfg.DefaultTimeZone)
 				if err != nil {
