@@ -20,12 +20,8 @@ type body map[string]json.RawMessage
 // readBody decodes the request body as one JSON object. A content type other than JSON
 // answers 415, malformed JSON 400.
 func readBody(c *fiber.Ctx) (body, error) {
-	ct := c.Get(fiber.HeaderContentType)
-	if ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || (mt != fiber.MIMEApplicationJSON && !strings.HasSuffix(mt, "+json")) {
-			return nil, errStatus(fiber.StatusUnsupportedMediaType, "Unsupported media type \""+ct+"\" in request.")
-		}
+	if err := checkJSON(c); err != nil {
+		return nil, err
 	}
 	raw := bytes.TrimSpace(c.Body())
 	if len(raw) == 0 {
@@ -43,6 +39,20 @@ func readBody(c *fiber.Ctx) (body, error) {
 		return nil, FieldErrors{"non_field_errors": {"Invalid data. Expected a dictionary, but got null."}}
 	}
 	return b, nil
+}
+
+// checkJSON answers 415 for a content type other than JSON (none at all is taken as JSON,
+// as curl users expect).
+func checkJSON(c *fiber.Ctx) error {
+	ct := c.Get(fiber.HeaderContentType)
+	if ct == "" {
+		return nil
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil || (mt != fiber.MIMEApplicationJSON && !strings.HasSuffix(mt, "+json")) {
+		return errStatus(fiber.StatusUnsupportedMediaType, "Unsupported media type \""+ct+"\" in request.")
+	}
+	return nil
 }
 
 // has reports whether the field is present (null counts as present).

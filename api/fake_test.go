@@ -77,7 +77,7 @@ func (f fakeStore) DeleteMembership(context.Context, store.Scope, int64) error {
 
 func newFakeServer(t testing.TB, st Store) *Server {
 	t.Helper()
-	s, err := New(Config{JWTKey: []byte("k"), AllowTokenAuth: true}, st, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	s, err := New(Config{JWTKey: []byte("k"), AllowTokenAuth: true}, st, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
 	require.NoError(t, err)
 	return s
 }

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/amrd/amrd/api"
+	"github.com/amrd/amrd/ingest"
 	"github.com/amrd/amrd/store"
 	"github.com/amrd/amrd/store/storetest"
 )
@@ -71,7 +72,13 @@ func newEnv(t *testing.T, mod ...func(*api.Config)) *env {
 	}
 	reg := prometheus.NewRegistry()
 	cfg.Metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
-	srv, err := api.New(cfg, st, slog.New(slog.NewJSONHandler(io.Discard, nil)), reg)
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	pipe, err := ingest.New(ingest.Config{FlushEvery: time.Millisecond}, st, log, reg)
+	require.NoError(t, err)
+	pctx, stopPipe := context.WithCancel(context.Background())
+	pipeDone := make(chan struct{})
+	go func() { _ = pipe.Run(pctx); close(pipeDone) }()
+	srv, err := api.New(cfg, st, pipe, log, reg)
 	require.NoError(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -80,6 +87,8 @@ func newEnv(t *testing.T, mod ...func(*api.Config)) *env {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(ctx)
+		stopPipe()
+		<-pipeDone
 	})
 	e.base = "http://" + ln.Addr().String()
 

@@ -42,6 +42,8 @@ func (s *Server) routes() {
 	s.meterDeviceConfigs().routes(m, "/meter-device-configs", "list", "create", "get", "update", "delete")
 	s.meterDeviceTypes().routes(m, "/meter-device-types", "list", "create", "get", "update", "delete")
 
+	m.Post("/new-meter-readings", s.newMeterReadings)
+
 	// Users: staff only; not in the Utilitarian contract (which managed users in Django's
 	// admin), documented in amrd's own API description.
 	v1.Get("/users", s.listUsers)

@@ -72,6 +72,9 @@ type Config struct {
 	RequestTimeout time.Duration
 	// Metrics serves /metrics when set (a promhttp handler of amrd's registry).
 	Metrics http.Handler
+	// MaxReadingsPerRequest bounds the items of one new-meter-readings request
+	// (AMRD_INGEST_MAX_ITEMS, default 10,000: about 1.5 MB of JSON).
+	MaxReadingsPerRequest int
 	// Now is the clock (tests set it); nil means time.Now.
 	Now func() time.Time
 }
@@ -92,15 +95,19 @@ type Server struct {
 	throttle  *throttle
 	passwords *passwordCache
 	metrics   *httpMetrics
+	ingest    Ingester // nil: reading ingestion is off
 }
 
-// New builds the API.
-func New(cfg Config, st Store, log *slog.Logger, reg prometheus.Registerer) (*Server, error) {
+// New builds the API. ing may be nil when readings are not taken in (tests of other routes).
+func New(cfg Config, st Store, ing Ingester, log *slog.Logger, reg prometheus.Registerer) (*Server, error) {
 	if cfg.JWTTTL <= 0 {
 		cfg.JWTTTL = 1200 * time.Second
 	}
 	if cfg.BodyLimit <= 0 {
 		cfg.BodyLimit = 10 << 20
+	}
+	if cfg.MaxReadingsPerRequest <= 0 {
+		cfg.MaxReadingsPerRequest = 10_000
 	}
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 30 * time.Second
@@ -110,7 +117,7 @@ func New(cfg Config, st Store, log *slog.Logger, reg prometheus.Registerer) (*Se
 		return nil, err
 	}
 	s := &Server{cfg: cfg, st: st, log: log.With("component", "api"), throttle: newThrottle(cfg.now),
-		passwords: &passwordCache{ok: map[[32]byte]time.Time{}, now: cfg.now}, metrics: m}
+		passwords: &passwordCache{ok: map[[32]byte]time.Time{}, now: cfg.now}, metrics: m, ingest: ing}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "amrd",
 		ErrorHandler:          s.errorHandler,

@@ -26,6 +26,11 @@ type settings struct {
 	BodyLimit           int
 	RequestTimeout      time.Duration
 	DBMaxConns          int
+	IngestQueue         int
+	IngestBatch         int
+	IngestFlush         time.Duration
+	IngestMaxItems      int
+	defaultZone         *time.Location
 }
 
 // minSecretLen: 32 characters of a random secret carry well over the 128 bits an HS256
@@ -79,7 +84,16 @@ func loadSettings(getenv func(string) string) (settings, error) {
 	s.BodyLimit = num("AMRD_BODY_LIMIT_BYTES", 10<<20, 1024)
 	s.RequestTimeout = time.Duration(num("AMRD_REQUEST_TIMEOUT_SECONDS", 30, 1)) * time.Second
 	s.DBMaxConns = num("AMRD_DB_MAX_CONNS", 20, 2)
-	if _, err := time.LoadLocation(s.DefaultMeterTZ); err != nil {
+	s.IngestQueue = num("AMRD_INGEST_QUEUE_READINGS", 100_000, 1_000)
+	s.IngestBatch = num("AMRD_INGEST_BATCH_READINGS", 10_000, 1)
+	s.IngestFlush = time.Duration(num("AMRD_INGEST_FLUSH_MS", 10, 1)) * time.Millisecond
+	s.IngestMaxItems = num("AMRD_INGEST_MAX_ITEMS", 10_000, 1)
+	if s.IngestMaxItems > s.IngestQueue {
+		errs = append(errs, fmt.Errorf("AMRD_INGEST_MAX_ITEMS (%d) must not exceed AMRD_INGEST_QUEUE_READINGS (%d)", s.IngestMaxItems, s.IngestQueue))
+	}
+	if loc, err := time.LoadLocation(s.DefaultMeterTZ); err == nil {
+		s.defaultZone = loc
+	} else {
 		errs = append(errs, fmt.Errorf("DEFAULT_METER_TIMEZONE=%q: not a time zone of the tz database", s.DefaultMeterTZ))
 	}
 	switch s.LogLevel {

@@ -29,6 +29,7 @@ import (
 
 	"github.com/amrd/amrd/api"
 	"github.com/amrd/amrd/deploy"
+	"github.com/amrd/amrd/ingest"
 	"github.com/amrd/amrd/store"
 )
 
@@ -141,6 +142,15 @@ func serve(ctx context.Context, cfg settings, stdout io.Writer, log *slog.Logger
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), st.PoolCollector())
+	pipe, err := ingest.New(ingest.Config{
+		QueueReadings:   cfg.IngestQueue,
+		BatchReadings:   cfg.IngestBatch,
+		FlushEvery:      cfg.IngestFlush,
+		DefaultTimeZone: cfg.defaultZone,
+	}, st, log, reg)
+	if err != nil {
+		return err
+	}
 	srv, err := api.New(api.Config{
 		JWTKey:         cfg.jwtKey(),
 		JWTTTL:         cfg.JWTExpiration,
@@ -150,7 +160,9 @@ func serve(ctx context.Context, cfg settings, stdout io.Writer, log *slog.Logger
 		BodyLimit:      cfg.BodyLimit,
 		RequestTimeout: cfg.RequestTimeout,
 		Metrics:        promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
-	}, st, log, reg)
+
+		MaxReadingsPerRequest: cfg.IngestMaxItems,
+	}, st, pipe, log, reg)
 	if err != nil {
 		return err
 	}
@@ -160,6 +172,14 @@ func serve(ctx context.Context, cfg settings, stdout io.Writer, log *slog.Logger
 	}
 	fmt.Fprintf(stdout, "amrd listening on http://%s\n", ln.Addr())
 	log.Info("listening", "component", "server", "addr", ln.Addr().String())
+
+	// The pipeline outlives the HTTP server: on shutdown the server stops taking
+	// requests and waits for those in flight, whose readings the pipeline then commits;
+	// only then does the pool close (deferred above).
+	pctx, stopPipe := context.WithCancel(context.Background())
+	pipeDone := make(chan struct{})
+	go func() { _ = pipe.Run(pctx); close(pipeDone) }()
+	defer func() { stopPipe(); <-pipeDone }()
 
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()

@@ -106,3 +106,18 @@ func Exec(t testing.TB, url, sql string, args ...any) {
 		t.Fatalf("running a fixture statement: %v", err)
 	}
 }
+
+// QueryRow runs a query that returns one row and scans it into dest.
+func QueryRow(t testing.TB, url, sql string, dest ...any) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatalf("connecting to the test database: %v", err)
+	}
+	defer conn.Close(ctx)
+	if err := conn.QueryRow(ctx, sql).Scan(dest...); err != nil {
+		t.Fatalf("running %q: %v", sql, err)
+	}
+}

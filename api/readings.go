@@ -1,0 +1,80 @@
+package api
+
+import (
+	"context"
+	"errors"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/amrd/amrd/ingest"
+	"github.com/amrd/amrd/store"
+)
+
+// Ingester takes readings into the write pipeline; *ingest.Pipeline satisfies it.
+type Ingester interface {
+	Submit(ctx context.Context, sc store.Scope, readings []ingest.Reading, index []int) (ingest.Report, error)
+}
+
+// newMeterReadings answers POST /v1/metering/new-meter-readings: one reading object or
+// an array of them, found by device and series name. The answer comes after the
+// readings are committed: 201 with the report when anything was taken (written, staged
+// or absorbed as a duplicate), 400 with the same report when nothing was.
+func (s *Server) newMeterReadings(c *fiber.Ctx) error {
+	if s.ingest == nil {
+		return errStatus(fiber.StatusServiceUnavailable, "Reading ingestion is not running.")
+	}
+	p := current(c)
+	if !p.editsAny() {
+		return errForbidden
+	}
+	if err := checkJSON(c); err != nil {
+		return err
+	}
+	good, index, bad, err := ingest.Decode(c.Body(), s.cfg.MaxReadingsPerRequest)
+	var re *ingest.RequestError
+	if errors.As(err, &re) {
+		return errStatus(fiber.StatusBadRequest, re.Msg)
+	}
+	rep, err := s.ingest.Submit(c.UserContext(), writeScope(p), good, index)
+	switch {
+	case errors.Is(err, ingest.ErrOverloaded), errors.Is(err, ingest.ErrClosed):
+		return &apiError{status: fiber.StatusServiceUnavailable, detail: "amrd is busy taking in readings; nothing of this request was stored. Retry shortly.",
+			headers: map[string]string{fiber.HeaderRetryAfter: "1"}}
+	case err != nil:
+		return err
+	}
+	rep.Rejected = mergeRejected(bad, rep.Rejected)
+	status := fiber.StatusCreated
+	if rep.Accepted+rep.Staged+rep.Duplicates == 0 {
+		status = fiber.StatusBadRequest
+	}
+	return c.Status(status).JSON(rep)
+}
+
+// writeScope is where a principal may write: everything for staff, the organizations it
+// edits otherwise.
+func writeScope(p *principal) store.Scope {
+	if p.staff {
+		return store.AllOrgs
+	}
+	sc := store.Scope{}
+	for org, role := range p.roles {
+		if role == "editor" {
+			sc.Orgs = append(sc.Orgs, org)
+		}
+	}
+	return sc
+}
+
+// mergeRejected merges two index-ordered lists of rejections into one.
+func mergeRejected(a, b []ingest.ItemError) []ingest.ItemError {
+	out := make([]ingest.ItemError, 0, len(a)+len(b))
+	for len(a) > 0 && len(b) > 0 {
+		if a[0].Index < b[0].Index {
+			out, a = append(out, a[0]), a[1:]
+		} else {
+			out, b = append(out, b[0]), b[1:]
+		}
+	}
+	return append(append(out, a...), b...)
+}
