@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/json"
+	"fmt"
 
 	"github.com/cockroachdb/apd/v3"
 )
@@ -29,4 +30,16 @@ func (d Decimal) MarshalJSON() ([]byte, error) { return json.Marshal(d.Text('f')
 func (d *Decimal) setText(s string) error {
 	_, _, err := d.SetString(s)
 	return err
+}
+
+// Scan reads numeric's text output (select the column as value::text), so that pgx scans
+// decimals without a float64.
+func (d *Decimal) Scan(src any) error {
+	switch v := src.(type) {
+	case string:
+		return d.setText(v)
+	case []byte:
+		return d.setText(string(v))
+	}
+	return fmt.Errorf("scanning a decimal from %T", src)
 }

@@ -147,3 +147,49 @@ func TestWriteReadings(t *testing.T) {
 		require.Equal(t, 200, n)
 	})
 }
+
+func TestPromoteStaged(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, url := storetest.New(t)
+	fleet(t, ctx, url)
+	t0 := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	stage := func(series string, minutes int, v string) store.StagedRow {
+		return store.StagedRow{Device: "m9", Series: series, Time: t0.Add(time.Duration(minutes) * time.Minute), Value: apdDec(t, v)}
+	}
+	_, err := st.WriteReadings(ctx, nil, []store.StagedRow{
+		stage("1.8.0", 0, "1"), stage("1.8.0", 15, "2"), stage("2.8.0", 0, "3"),
+		stage("other", 0, "4"),   // not in the config: stays
+		stage("1.8.0", 0, "1.0"), // repeat, same value: absorbed
+		stage("1.8.0", 15, "9"),  // repeat, another value: conflicts, stays
+	})
+	require.NoError(t, err)
+	storetest.Exec(t, url, `INSERT INTO meter_devices (organization_id, name, protocol, type_id, has_current_transformer, current_transformer_ratio)
+		SELECT organization_id, 'm9', 'mbus', type_id, true, 10 FROM meter_devices WHERE name = 'm1'`)
+
+	// Two promotions race: between them every staged reading is handled once.
+	var wg sync.WaitGroup
+	var written, cleared [2]int64
+	for i := 0; i < 2; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var err error
+			written[i], cleared[i], err = st.PromoteStaged(ctx, "m9")
+			require.NoError(t, err)
+		}()
+	}
+	wg.Wait()
+	require.Equal(t, int64(3), written[0]+written[1])
+	require.Equal(t, int64(4), cleared[0]+cleared[1])
+
+	var n int
+	var factor int64
+	storetest.QueryRow(t, url, `SELECT count(*)::int FROM meter_readings r JOIN meter_devices d ON d.key = r.device_key WHERE d.name = 'm9'`, &n)
+	require.Equal(t, 3, n)
+	storetest.QueryRow(t, url, `SELECT r.factor FROM meter_readings r JOIN meter_devices d ON d.key = r.device_key
+		JOIN meter_reading_series s ON s.key = r.series_key WHERE d.name = 'm9' AND s.name = '2.8.0'`, &factor)
+	require.Equal(t, int64(10), factor, "CT 10; the device has no VT")
+	storetest.QueryRow(t, url, `SELECT count(*)::int FROM staged_meter_readings`, &n)
+	require.Equal(t, 2, n, "the series not allowed and the conflict stay staged")
+}
