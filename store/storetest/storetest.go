@@ -73,6 +73,9 @@ func NewDatabase(t testing.TB) string {
 	return u.String()
 }
 
+// Secret is the SECRET_KEY of the stores New opens (security keys are encrypted with it).
+const Secret = "storetest-secret-key-0123456789abcdef"
+
 // New returns a Store on a fresh, migrated database, and the database's URL. The store
 // is closed and the database dropped when the test ends.
 func New(t testing.TB) (*store.Store, string) {
@@ -80,7 +83,7 @@ func New(t testing.TB) (*store.Store, string) {
 	dbURL := NewDatabase(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	st, err := store.Open(ctx, store.Config{URL: dbURL, MaxConns: 8}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	st, err := store.Open(ctx, store.Config{URL: dbURL, MaxConns: 8, Secret: Secret}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatalf("opening the test database: %v", err)
 	}
@@ -89,4 +92,26 @@ func New(t testing.TB) (*store.Store, string) {
 		t.Fatalf("migrating the test database: %v", err)
 	}
 	return st, dbURL
+}
+
+// Query runs one SQL statement on the database at dbURL (a test's own, from New) and
+// scans its first row into dest; with no dest it only runs the statement. Tests use it to
+// make rows whose API is not under test and to look at what is stored.
+func Query(t testing.TB, dbURL, sql string, args []any, dest ...any) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatalf("connecting to the test database: %v", err)
+	}
+	defer conn.Close(ctx)
+	if len(dest) == 0 {
+		_, err = conn.Exec(ctx, sql, args...)
+	} else {
+		err = conn.QueryRow(ctx, sql, args...).Scan(dest...)
+	}
+	if err != nil {
+		t.Fatalf("running %q: %v", sql, err)
+	}
 }
