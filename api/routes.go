@@ -37,6 +37,8 @@ func (s *Server) routes() {
 	// Metering resources, with the operations the contract lists for each.
 	m := v1.Group("/metering")
 	s.simCards().routes(m, "/sim-cards", "list", "create", "get", "update", "delete")
+	s.securityKeys().routes(m, "/meter-security-keys", "list", "get", "delete")
+	m.Post("/meter-security-keys", s.createSecurityKeys)
 
 	// Users: staff only; not in the Utilitarian contract (which managed users in Django's
 	// admin), documented in amrd's own API description.
