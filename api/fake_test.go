@@ -84,6 +84,16 @@ func (f fakeStore) CreateSecurityKeys(context.Context, store.Scope, store.Securi
 	return store.SecurityKeys{}, f.err
 }
 func (f fakeStore) DeleteSecurityKeys(context.Context, store.Scope, uuid.UUID) error { return f.err }
+func (f fakeStore) ListMeterSystemEvents(context.Context, store.Scope, store.Filter, store.Page) ([]store.MeterSystemEvent, int, error) {
+	return nil, 0, f.err
+}
+func (f fakeStore) GetMeterSystemEvent(context.Context, store.Scope, int64) (store.MeterSystemEvent, error) {
+	return store.MeterSystemEvent{}, f.err
+}
+func (f fakeStore) CreateMeterSystemEvent(context.Context, store.MeterSystemEvent) (store.MeterSystemEvent, error) {
+	return store.MeterSystemEvent{}, f.err
+}
+func (f fakeStore) DeleteMeterSystemEvent(context.Context, store.Scope, int64) error { return f.err }
 
 func newFakeServer(t testing.TB, st Store) *Server {
 	t.Helper()
@@ -102,6 +112,9 @@ func TestDatabaseDown(t *testing.T) {
 		{"POST", "/v1/organizations/", `{"name":"x"}`},
 		{"GET", "/v1/metering/meter-security-keys/", ""},
 		{"POST", "/v1/metering/meter-security-keys/", `{"meter":"00000000-0000-4000-8000-000000000000","dlms_master_key":null}`},
+		{"GET", "/v1/metering/meter-system-events/7", ""},
+		{"POST", "/v1/metering/meter-system-events/", `{"organization":"00000000-0000-4000-8000-000000000000",` +
+			`"meter_device":"00000000-0000-4000-8000-000000000001","timestamp":"2026-01-01T00:00:00","title":"t","content":"c"}`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
@@ -143,6 +156,8 @@ func FuzzRequest(f *testing.F) {
 		{"Token abc", "/v1/auth/jwt/token/", `{"username":"a","password":"b","organization":5}`},
 		{"", "/v1/organizations/?limit=-1&offset=abc", `[]`},
 		{"Token abc", "/v1/metering/meter-security-keys/?meter=x&meter_name=%00", `{"meter":"00000000-0000-4000-8000-000000000000","dlms_master_key":"0g"}`},
+		{"Token abc", "/v1/metering/meter-system-events/?start_time=2026-01-01+02:00&end_time=x", `{"timestamp":"2026-02-30T25:00:00+99:00","title":1}`},
+		{"Token abc", "/v1/metering/meter-system-events/99999999999999999999", `{}`},
 	}
 	for _, s := range seeds {
 		f.Add(s.auth, s.path, s.body)

@@ -39,6 +39,9 @@ func (s *Server) routes() {
 	s.simCards().routes(m, "/sim-cards", "list", "create", "get", "update", "delete")
 	s.securityKeys().routes(m, "/meter-security-keys", "list", "get", "delete")
 	m.Post("/meter-security-keys", s.createSecurityKeys)
+	s.systemEvents().routes(m, "/meter-system-events", "list", "create")
+	m.Get("/meter-system-events/:id", s.getSystemEvent)
+	m.Delete("/meter-system-events/:id", s.deleteSystemEvent)
 
 	// Users: staff only; not in the Utilitarian contract (which managed users in Django's
 	// admin), documented in amrd's own API description.

@@ -48,6 +48,7 @@ type Store interface {
 
 	// The metering resources, one interface each, declared next to their routes.
 	simCardStore
+	systemEventStore
 	securityKeyStore
 }
 
