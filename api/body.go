@@ -7,6 +7,7 @@ import (
 	"mime"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
@@ -104,6 +105,23 @@ func (b body) boolean(errs FieldErrors, f string, dst *bool) {
 	if err := json.Unmarshal(raw, dst); err != nil || string(raw) == "null" {
 		errs.add(f, "Must be a valid boolean.")
 	}
+}
+
+// timestamp reads an ISO 8601 date-time field into dst when present; one without an
+// offset is UTC.
+func (b body) timestamp(errs FieldErrors, f string, dst *time.Time, required bool) {
+	var v string
+	before := len(errs[f])
+	b.str(errs, f, &v, required, 1, 0)
+	if len(errs[f]) > before || !b.has(f) {
+		return
+	}
+	t, err := parseTime(v)
+	if err != nil {
+		errs.add(f, "Datetime has wrong format. Use one of these formats instead: YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z].")
+		return
+	}
+	*dst = t
 }
 
 // id reads a UUID field into dst when present.

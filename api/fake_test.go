@@ -74,6 +74,26 @@ func (f fakeStore) UpdateMembership(context.Context, store.Scope, int64, store.M
 	return store.Membership{}, f.err
 }
 func (f fakeStore) DeleteMembership(context.Context, store.Scope, int64) error { return f.err }
+func (f fakeStore) ListSecurityKeys(context.Context, store.Scope, store.Filter, store.Page) ([]store.SecurityKeys, int, error) {
+	return nil, 0, f.err
+}
+func (f fakeStore) GetSecurityKeys(context.Context, store.Scope, uuid.UUID) (store.SecurityKeys, error) {
+	return store.SecurityKeys{}, f.err
+}
+func (f fakeStore) CreateSecurityKeys(context.Context, store.Scope, store.SecurityKeysInput) (store.SecurityKeys, error) {
+	return store.SecurityKeys{}, f.err
+}
+func (f fakeStore) DeleteSecurityKeys(context.Context, store.Scope, uuid.UUID) error { return f.err }
+func (f fakeStore) ListMeterSystemEvents(context.Context, store.Scope, store.Filter, store.Page) ([]store.MeterSystemEvent, int, error) {
+	return nil, 0, f.err
+}
+func (f fakeStore) GetMeterSystemEvent(context.Context, store.Scope, int64) (store.MeterSystemEvent, error) {
+	return store.MeterSystemEvent{}, f.err
+}
+func (f fakeStore) CreateMeterSystemEvent(context.Context, store.MeterSystemEvent) (store.MeterSystemEvent, error) {
+	return store.MeterSystemEvent{}, f.err
+}
+func (f fakeStore) DeleteMeterSystemEvent(context.Context, store.Scope, int64) error { return f.err }
 
 func newFakeServer(t testing.TB, st Store) *Server {
 	t.Helper()
@@ -90,6 +110,11 @@ func TestDatabaseDown(t *testing.T) {
 		{"GET", "/_health/", ""},
 		{"GET", "/v1/organizations/", ""},
 		{"POST", "/v1/organizations/", `{"name":"x"}`},
+		{"GET", "/v1/metering/meter-security-keys/", ""},
+		{"POST", "/v1/metering/meter-security-keys/", `{"meter":"00000000-0000-4000-8000-000000000000","dlms_master_key":null}`},
+		{"GET", "/v1/metering/meter-system-events/7", ""},
+		{"POST", "/v1/metering/meter-system-events/", `{"organization":"00000000-0000-4000-8000-000000000000",` +
+			`"meter_device":"00000000-0000-4000-8000-000000000001","timestamp":"2026-01-01T00:00:00","title":"t","content":"c"}`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
@@ -130,6 +155,9 @@ func FuzzRequest(f *testing.F) {
 		{"Token abc", "/v1/users/", `{"username":"\u0000","password":[1]}`},
 		{"Token abc", "/v1/auth/jwt/token/", `{"username":"a","password":"b","organization":5}`},
 		{"", "/v1/organizations/?limit=-1&offset=abc", `[]`},
+		{"Token abc", "/v1/metering/meter-security-keys/?meter=x&meter_name=%00", `{"meter":"00000000-0000-4000-8000-000000000000","dlms_master_key":"0g"}`},
+		{"Token abc", "/v1/metering/meter-system-events/?start_time=2026-01-01+02:00&end_time=x", `{"timestamp":"2026-02-30T25:00:00+99:00","title":1}`},
+		{"Token abc", "/v1/metering/meter-system-events/99999999999999999999", `{}`},
 	}
 	for _, s := range seeds {
 		f.Add(s.auth, s.path, s.body)

@@ -76,7 +76,13 @@ func (r resource[T]) handleGet(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	v, err := r.get(c.UserContext(), current(c).scope(), id)
+	return getOne(c, id, r.get)
+}
+
+// getOne answers one row in the caller's scope, whatever the type of its id (UUID, or
+// integer for events).
+func getOne[T, K any](c *fiber.Ctx, id K, get func(context.Context, store.Scope, K) (T, error)) error {
+	v, err := get(c.UserContext(), current(c).scope(), id)
 	if err != nil {
 		return err
 	}
@@ -142,15 +148,22 @@ func (r resource[T]) handleDelete(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	return deleteOne(c, id, r.get, r.del, r.org)
+}
+
+// deleteOne deletes one row in the caller's scope (else 404) if the caller may write in
+// its organization (else 403), whatever the type of its id.
+func deleteOne[T, K any](c *fiber.Ctx, id K, get func(context.Context, store.Scope, K) (T, error),
+	del func(context.Context, store.Scope, K) error, org func(*T) **uuid.UUID) error {
 	p := current(c)
-	old, err := r.get(c.UserContext(), p.scope(), id)
+	old, err := get(c.UserContext(), p.scope(), id)
 	if err != nil {
 		return err
 	}
-	if !p.canWriteRow(*r.org(&old)) {
+	if !p.canWriteRow(*org(&old)) {
 		return errForbidden
 	}
-	if err := r.del(c.UserContext(), p.scope(), id); err != nil {
+	if err := del(c.UserContext(), p.scope(), id); err != nil {
 		return err
 	}
 	return c.SendStatus(fiber.StatusNoContent)

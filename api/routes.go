@@ -41,6 +41,11 @@ func (s *Server) routes() {
 	s.meterReadingSeries().routes(m, "/meter-reading-series", "list", "create", "get", "update", "delete")
 	s.meterDeviceConfigs().routes(m, "/meter-device-configs", "list", "create", "get", "update", "delete")
 	s.meterDeviceTypes().routes(m, "/meter-device-types", "list", "create", "get", "update", "delete")
+	s.securityKeys().routes(m, "/meter-security-keys", "list", "get", "delete")
+	m.Post("/meter-security-keys", s.createSecurityKeys)
+	s.systemEvents().routes(m, "/meter-system-events", "list", "create")
+	m.Get("/meter-system-events/:id", s.getSystemEvent)
+	m.Delete("/meter-system-events/:id", s.deleteSystemEvent)
 
 	m.Post("/new-meter-readings", s.newMeterReadings)
 

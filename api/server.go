@@ -52,6 +52,8 @@ type Store interface {
 	meterReadingSeriesStore
 	meterDeviceConfigStore
 	meterDeviceTypeStore
+	systemEventStore
+	securityKeyStore
 }
 
 // Config holds the API's settings.

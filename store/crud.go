@@ -32,12 +32,19 @@ type entity[T any] struct {
 	order string // a total order, so paging never skips or repeats a row
 	// filters maps a filter name to its SQL condition, with %s for the placeholder.
 	filters map[string]string
+	// org is the organization column that scopes rows: x.organization_id when empty; a
+	// table without one names its owner's (security keys: their device's).
+	org string
 }
 
 // where builds "WHERE scope AND filters" with arguments starting at $1.
 func (e entity[T]) where(sc Scope, f Filter) (string, []any) {
 	all, orgs := sc.args()
-	conds := []string{"($1 OR x.organization_id = ANY($2))"}
+	org := e.org
+	if org == "" {
+		org = "x.organization_id"
+	}
+	conds := []string{"($1 OR " + org + " = ANY($2))"}
 	args := []any{all, orgs}
 	names := make([]string, 0, len(f))
 	for name := range f {
@@ -74,7 +81,8 @@ func (e entity[T]) list(ctx context.Context, q querier, sc Scope, f Filter, p Pa
 	return list, n, nil
 }
 
-func (e entity[T]) get(ctx context.Context, q querier, sc Scope, id uuid.UUID) (T, error) {
+// get reads one row by id (a UUID, or an integer for events).
+func (e entity[T]) get(ctx context.Context, q querier, sc Scope, id any) (T, error) {
 	where, args := e.where(sc, nil)
 	args = append(args, id)
 	rows, _ := q.Query(ctx, fmt.Sprintf("SELECT %s FROM %s%s AND x.id = $%d", e.cols, e.from, where, len(args)), args...)
@@ -84,9 +92,15 @@ func (e entity[T]) get(ctx context.Context, q querier, sc Scope, id uuid.UUID) (
 
 // remove deletes one row in scope from table; foreign keys that restrict the delete
 // become a ConflictError naming what still refers to the row.
-func remove(ctx context.Context, q querier, table, what string, sc Scope, id uuid.UUID) error {
+func remove(ctx context.Context, q querier, table, what string, sc Scope, id any) error {
+	return removeBy(ctx, q, table, "x.organization_id", what, sc, id)
+}
+
+// removeBy is remove for a table whose rows are scoped by org, an SQL expression of
+// the row x (a table without an organization names its owner's).
+func removeBy(ctx context.Context, q querier, table, org, what string, sc Scope, id any) error {
 	all, orgs := sc.args()
-	tag, err := q.Exec(ctx, "DELETE FROM "+table+" x WHERE x.id = $1 AND ($2 OR x.organization_id = ANY($3))", id, all, orgs)
+	tag, err := q.Exec(ctx, "DELETE FROM "+table+" x WHERE x.id = $1 AND ($2 OR "+org+" = ANY($3))", id, all, orgs)
 	if err != nil {
 		return mapErr("deleting "+what, err)
 	}
@@ -106,13 +120,14 @@ type ref struct {
 // checkRefs checks that every referenced row exists and belongs to the same organization
 // as the row being written (org nil: rows without an organization). A row of another
 // organization is reported exactly like a missing one, so ids do not leak across
-// organizations.
+// organizations. The rows found are locked against deletion until the transaction ends,
+// so that a reference without a foreign key (events to devices) cannot be left dangling.
 func checkRefs(ctx context.Context, q querier, org *uuid.UUID, refs ...ref) error {
 	for _, r := range refs {
 		if len(r.ids) == 0 {
 			continue
 		}
-		rows, err := q.Query(ctx, "SELECT id FROM "+r.table+" WHERE id = ANY($1) AND organization_id IS NOT DISTINCT FROM $2", r.ids, org)
+		rows, err := q.Query(ctx, "SELECT id FROM "+r.table+" WHERE id = ANY($1) AND organization_id IS NOT DISTINCT FROM $2 FOR KEY SHARE", r.ids, org)
 		if err != nil {
 			return mapErr("checking "+r.field, err)
 		}
@@ -126,11 +141,17 @@ func checkRefs(ctx context.Context, q querier, org *uuid.UUID, refs ...ref) erro
 		}
 		for _, id := range r.ids {
 			if !ok[id] {
-				return &FieldError{Field: r.field, Msg: fmt.Sprintf("Invalid pk \"%s\" - object does not exist.", id)}
+				return noSuchRow(r.field, id)
 			}
 		}
 	}
 	return nil
+}
+
+// noSuchRow is the error for a field that names a row that does not exist, or that the
+// writer may not refer to (said the same way, so ids do not leak across organizations).
+func noSuchRow(field string, id uuid.UUID) *FieldError {
+	return &FieldError{Field: field, Msg: fmt.Sprintf("Invalid pk \"%s\" - object does not exist.", id)}
 }
 
 // setLinks replaces the rows of a link table (many-to-many) for one owner.
@@ -147,7 +168,12 @@ func setLinks(ctx context.Context, q querier, table, ownerCol, otherCol string, 
 
 // idList is the SQL of a correlated array of linked ids, ordered for stable output.
 func idList(table, ownerCol, otherCol string) string {
-	return "coalesce((SELECT array_agg(l." + otherCol + " ORDER BY l." + otherCol + ") FROM " + table + " l WHERE l." + ownerCol + " = x.id), '{}')"
+	return idListOf("x.id", table, ownerCol, otherCol)
+}
+
+// idListOf is idList for an owner other than the main row x (owner: its id column).
+func idListOf(owner, table, ownerCol, otherCol string) string {
+	return "coalesce((SELECT array_agg(l." + otherCol + " ORDER BY l." + otherCol + ") FROM " + table + " l WHERE l." + ownerCol + " = " + owner + "), '{}')"
 }
 
 // orgOf is the organization pointer as a query argument (NULL for nil).

@@ -4,6 +4,7 @@ package store
 
 import (
 	"context"
+	"crypto/cipher"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,6 +22,8 @@ import (
 type Store struct {
 	pool *pgxpool.Pool
 	log  *slog.Logger
+	// keys seals meter security keys; nil without Config.Secret.
+	keys cipher.AEAD
 }
 
 // Config is how Open connects.
@@ -28,6 +31,9 @@ type Config struct {
 	URL string
 	// MaxConns caps the pool; 0 keeps pgx's default (4 or the number of CPUs).
 	MaxConns int32
+	// Secret is SECRET_KEY: the key that encrypts meter security keys is derived from it.
+	// Without it, the methods that read or write security keys return ErrNoSecret.
+	Secret string
 }
 
 // Open connects to the database and checks that it answers.
@@ -36,6 +42,12 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 	if err != nil {
 		// The parse error can quote the URL, password included: never pass it on.
 		return nil, errors.New("opening the database: DATABASE_URL is not a valid PostgreSQL URL")
+	}
+	var keys cipher.AEAD
+	if cfg.Secret != "" {
+		if keys, err = newKeySealer(cfg.Secret); err != nil {
+			return nil, fmt.Errorf("opening the database: %w", err)
+		}
 	}
 	if cfg.MaxConns > 0 {
 		pc.MaxConns = cfg.MaxConns
@@ -52,7 +64,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("connecting to the database at %s:%d (%s): %w", pc.ConnConfig.Host, pc.ConnConfig.Port, connReason(err), ErrUnavailable)
 	}
-	return &Store{pool: pool, log: log}, nil
+	return &Store{pool: pool, log: log, keys: keys}, nil
 }
 
 // Close closes every connection.

@@ -113,7 +113,8 @@ func (s settings) needDB() error {
 	return nil
 }
 
-// needSecrets checks the settings the server needs to sign JWTs.
+// needSecrets checks the settings the server needs to sign JWTs and to encrypt meter
+// security keys.
 func (s settings) needSecrets() error {
 	if len(s.SecretKey) < minSecretLen {
 		return fmt.Errorf("SECRET_KEY must be set to a random string of at least %d characters "+

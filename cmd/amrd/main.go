@@ -127,7 +127,7 @@ func serve(ctx context.Context, cfg settings, stdout io.Writer, log *slog.Logger
 	if err := errors.Join(cfg.needDB(), cfg.needSecrets()); err != nil {
 		return err
 	}
-	st, err := store.Open(ctx, store.Config{URL: cfg.DatabaseURL, MaxConns: int32(cfg.DBMaxConns)}, log)
+	st, err := store.Open(ctx, store.Config{URL: cfg.DatabaseURL, MaxConns: int32(cfg.DBMaxConns), Secret: cfg.SecretKey}, log)
 	if err != nil {
 		return err
 	}

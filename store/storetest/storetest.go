@@ -73,6 +73,9 @@ func NewDatabase(t testing.TB) string {
 	return u.String()
 }
 
+// Secret is the SECRET_KEY of the stores New opens (security keys are encrypted with it).
+const Secret = "storetest-secret-key-0123456789abcdef"
+
 // New returns a Store on a fresh, migrated database, and the database's URL. The store
 // is closed and the database dropped when the test ends.
 func New(t testing.TB) (*store.Store, string) {
@@ -80,7 +83,7 @@ func New(t testing.TB) (*store.Store, string) {
 	dbURL := NewDatabase(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	st, err := store.Open(ctx, store.Config{URL: dbURL, MaxConns: 8}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	st, err := store.Open(ctx, store.Config{URL: dbURL, MaxConns: 8, Secret: Secret}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatalf("opening the test database: %v", err)
 	}
@@ -91,33 +94,36 @@ func New(t testing.TB) (*store.Store, string) {
 	return st, dbURL
 }
 
-// Exec runs one statement on the database at url, for fixtures that no API makes yet
-// (meter devices, readings). It fails the test on error.
-func Exec(t testing.TB, url, sql string, args ...any) {
+// Query runs one SQL statement on the database at dbURL (a test's own, from New) and
+// scans its first row into dest; with no dest it only runs the statement. Tests use it to
+// make rows whose API is not under test and to look at what is stored.
+func Query(t testing.TB, dbURL, sql string, args []any, dest ...any) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, url)
+	conn, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
 		t.Fatalf("connecting to the test database: %v", err)
 	}
 	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, sql, args...); err != nil {
-		t.Fatalf("running a fixture statement: %v", err)
+	if len(dest) == 0 {
+		_, err = conn.Exec(ctx, sql, args...)
+	} else {
+		err = conn.QueryRow(ctx, sql, args...).Scan(dest...)
+	}
+	if err != nil {
+		t.Fatalf("running %q: %v", sql, err)
 	}
 }
 
-// QueryRow runs a query that returns one row and scans it into dest.
-func QueryRow(t testing.TB, url, sql string, dest ...any) {
+// Exec runs one statement (Query without a result).
+func Exec(t testing.TB, dbURL, sql string, args ...any) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatalf("connecting to the test database: %v", err)
-	}
-	defer conn.Close(ctx)
-	if err := conn.QueryRow(ctx, sql).Scan(dest...); err != nil {
-		t.Fatalf("running %q: %v", sql, err)
-	}
+	Query(t, dbURL, sql, args)
+}
+
+// QueryRow runs a query without arguments and scans its first row into dest.
+func QueryRow(t testing.TB, dbURL, sql string, dest ...any) {
+	t.Helper()
+	Query(t, dbURL, sql, nil, dest...)
 }
