@@ -2,7 +2,9 @@ package api
 
 import (
 	"bytes"
+	"crypto/sha256"
 	_ "embed"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,6 +31,9 @@ var contractJSON []byte
 
 //go:embed openapi_amrd.json
 var amrdJSON []byte
+
+//go:embed docs.html
+var docsHTML []byte
 
 // notServed are the contract's paths that amrd does not serve yet, left out of the served
 // document. Readings, staged readings, name-based ingestion and task invocation belong to
@@ -438,4 +443,26 @@ func (s *Server) apiSchema() fiber.Handler {
 		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSONCharsetUTF8)
 		return c.Send(doc)
 	}
+}
+
+// apiDocs serves GET /v1/docs: a page that renders /v1/schema with its own small script,
+// loading nothing from elsewhere (the operations team's browser may have no internet).
+func (s *Server) apiDocs() fiber.Handler {
+	csp := docsCSP(docsHTML)
+	return func(c *fiber.Ctx) error {
+		c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
+		c.Set(fiber.HeaderContentSecurityPolicy, csp)
+		c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+		return c.Send(docsHTML)
+	}
+}
+
+// docsCSP lets the page run only its own inline script (allowed by hash), use its inline
+// style and fetch from this origin: nothing else loads.
+func docsCSP(page []byte) string {
+	_, rest, _ := bytes.Cut(page, []byte("<script>"))
+	script, _, _ := bytes.Cut(rest, []byte("</script>"))
+	sum := sha256.Sum256(script)
+	return "default-src 'none'; script-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) +
+		"'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 }

@@ -2,8 +2,11 @@ package api_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"mime"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -46,7 +49,7 @@ func TestSchemaIsValidOpenAPI(t *testing.T) {
 	require.EqualValues(t, 100, limit.Schema.Value.Default)
 	require.EqualValues(t, 1000, *limit.Schema.Value.Max)
 	require.Contains(t, limit.Description, "1000")
-	for _, p := range []string{"/v1/schema", "/_health/", "/metrics", "/v1/auth/jwt/token/"} {
+	for _, p := range []string{"/v1/schema", "/v1/docs", "/_health/", "/metrics", "/v1/auth/jwt/token/"} {
 		op := doc.Paths.Value(p).Get
 		if op == nil {
 			op = doc.Paths.Value(p).Post
@@ -191,6 +194,7 @@ func TestServedResponsesMatchSchema(t *testing.T) {
 	check("health", "GET", "/_health/", "/_health/", "", nil, 200)
 	check("metrics", "GET", "/metrics", "/metrics", "", nil, 200)
 	check("schema", "GET", "/v1/schema", "/v1/schema", "", nil, 200)
+	check("docs", "GET", "/v1/docs", "/v1/docs", "", nil, 200)
 
 	const token = "/v1/auth/jwt/token/"
 	check("jwt token", "POST", token, token, "", map[string]any{"username": "editor", "password": testPassword}, 201)
@@ -267,6 +271,34 @@ func TestServedResponsesMatchSchema(t *testing.T) {
 	}
 	check("jwt token throttled", "POST", token, token, "", map[string]any{"username": "editor", "password": testPassword}, 429)
 	check("basic throttled", "GET", sims, sims, basic("editor", testPassword), nil, 429)
+}
+
+// TestDocsPage checks that /v1/docs is a public, self-contained HTML page that renders
+// /v1/schema, and that its script may run under the page's Content-Security-Policy.
+func TestDocsPage(t *testing.T) {
+	e := newEnv(t)
+	for _, path := range []string{"/v1/docs", "/v1/docs/"} {
+		t.Run(path, func(t *testing.T) {
+			r := e.do("GET", path, "", nil)
+			require.Equal(t, 200, r.status)
+			ct, _, err := mime.ParseMediaType(r.header.Get("Content-Type"))
+			require.NoError(t, err)
+			require.Equal(t, "text/html", ct)
+			page := string(r.body)
+			require.Contains(t, page, "/v1/schema")
+			require.Contains(t, page, "fetch(schemaURL")
+			require.NotContains(t, page, "://", "the page loads nothing from elsewhere")
+
+			csp := r.header.Get("Content-Security-Policy")
+			require.Contains(t, csp, "default-src 'none'")
+			require.Contains(t, csp, "connect-src 'self'")
+			script := regexp.MustCompile(`(?s)<script>(.*?)</script>`).FindStringSubmatch(page)
+			require.Len(t, script, 2)
+			sum := sha256.Sum256([]byte(script[1]))
+			require.Contains(t, csp, "'sha256-"+base64.StdEncoding.EncodeToString(sum[:])+"'", "the inline script must be allowed by hash")
+			require.Equal(t, 1, strings.Count(page, "<script"), "one inline script, no external one")
+		})
+	}
 }
 
 func contains(list []string, s string) bool {
