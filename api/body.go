@@ -190,7 +190,7 @@ func pathInt(c *fiber.Ctx) (int64, error) {
 	return n, nil
 }
 
-// nstr reads a nullable string field: null (or, with blankIsNull, "") stores nil.
+// nstr reads a nullable string field: null stores nil.
 func (b body) nstr(errs FieldErrors, f string, dst **string, minLen, maxLen int) {
 	if !b.has(f) {
 		return
@@ -207,7 +207,7 @@ func (b body) nstr(errs FieldErrors, f string, dst **string, minLen, maxLen int)
 	}
 }
 
-// int32v reads an integer field within [min, max] (the contract's int32 bounds unless
+// intv reads an integer field within [min, max] (the contract's int32 bounds unless
 // narrower). nullable allows null, stored as nil.
 func (b body) intv(errs FieldErrors, f string, dst **int64, nullable bool, min, max int64) {
 	raw, ok := b[f]

@@ -4,15 +4,18 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/cors"
+	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -132,6 +135,11 @@ func New(cfg Config, st Store, ing Ingester, log *slog.Logger, reg prometheus.Re
 		IdleTimeout:           120 * time.Second,
 	})
 	s.app.Use(s.observe)
+	// A panic is a bug: answer it as any internal error (500, generic text, logged with
+	// its stack) instead of dropping the connection.
+	s.app.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: func(c *fiber.Ctx, e any) {
+		s.log.Error("panic in a handler", "method", c.Method(), "path", c.Path(), "panic", fmt.Sprint(e), "stack", string(debug.Stack()))
+	}}))
 	s.app.Use(cors.New(s.corsConfig()))
 	s.routes()
 	return s, nil
