@@ -45,6 +45,7 @@ type env struct {
 	t     *testing.T
 	base  string
 	st    *store.Store
+	dbURL string // the test database, for fixtures written with SQL
 	clock *clock
 
 	staffToken string
@@ -61,8 +62,8 @@ var testKey = []byte("test-signing-key-test-signing-key-0123")
 
 func newEnv(t *testing.T, mod ...func(*api.Config)) *env {
 	t.Helper()
-	st, _ := storetest.New(t)
-	e := &env{t: t, st: st, clock: &clock{t: time.Now()}}
+	st, dbURL := storetest.New(t)
+	e := &env{t: t, st: st, dbURL: dbURL, clock: &clock{t: time.Now()}}
 	cfg := api.Config{JWTKey: testKey, AllowTokenAuth: true, Now: e.clock.now, BodyLimit: 64 << 10}
 	for _, m := range mod {
 		m(&cfg)
