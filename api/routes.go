@@ -37,6 +37,9 @@ func (s *Server) routes() {
 	// Metering resources, with the operations the contract lists for each.
 	m := v1.Group("/metering")
 	s.simCards().routes(m, "/sim-cards", "list", "create", "get", "update", "delete")
+	s.amrTaskGroups().routes(m, "/amr-task-groups", "list", "create", "get", "update", "delete")
+	s.amrTasks().routes(m, "/amr-tasks", "list", "create", "get", "update", "delete")
+	s.meterDevices().routes(m, "/meter-devices", "list", "create", "get", "update", "delete")
 
 	// Users: staff only; not in the Utilitarian contract (which managed users in Django's
 	// admin), documented in amrd's own API description.

@@ -48,6 +48,9 @@ type Store interface {
 
 	// The metering resources, one interface each, declared next to their routes.
 	simCardStore
+	amrTaskGroupStore
+	amrTaskStore
+	meterDeviceStore
 }
 
 // Config holds the API's settings.
