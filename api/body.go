@@ -251,6 +251,15 @@ func (b body) intv(errs FieldErrors, f string, dst **int64, nullable bool, min, 
 	}
 }
 
+// integer reads a non-nullable integer field within [min, max] into dst when present.
+func (b body) integer(errs FieldErrors, f string, dst *int64, min, max int64) {
+	var v *int64
+	b.intv(errs, f, &v, false, min, max)
+	if v != nil {
+		*dst = *v
+	}
+}
+
 func bound(n string, min, max int64) string {
 	if strings.HasPrefix(n, "-") {
 		return "greater than or equal to " + strconv.FormatInt(min, 10)

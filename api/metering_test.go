@@ -20,14 +20,6 @@ func (e *env) mkDevice(org uuid.UUID, name string, typ, netif any) string {
 	return id.String()
 }
 
-// created posts body to path as staff and returns the new row.
-func (e *env) created(path string, body map[string]any) map[string]any {
-	e.t.Helper()
-	r := e.do("POST", path, e.token(), body)
-	require.Equal(e.t, 201, r.status, "body: %s", r.body)
-	return r.json(e.t)
-}
-
 // fieldError checks a 400 that names field.
 func fieldError(t *testing.T, r resp, field string) {
 	t.Helper()
@@ -38,8 +30,8 @@ func fieldError(t *testing.T, r resp, field string) {
 func TestNetworkInterfaces(t *testing.T) {
 	e := newEnv(t)
 	a := e.orgA.ID.String()
-	sim := e.created("/v1/metering/sim-cards", map[string]any{"organization": a, "iccid": "1", "imsi": "1", "ip_address": "10.0.0.7"})
-	simB := e.created("/v1/metering/sim-cards", map[string]any{"organization": e.orgB.ID, "iccid": "2", "imsi": "2"})
+	sim := e.created("/v1/metering/sim-cards", e.token(), map[string]any{"organization": a, "iccid": "1", "imsi": "1", "ip_address": "10.0.0.7"})
+	simB := e.created("/v1/metering/sim-cards", e.token(), map[string]any{"organization": e.orgB.ID, "iccid": "2", "imsi": "2"})
 
 	r := e.do("POST", "/v1/metering/network-interfaces", e.token(), map[string]any{
 		"organization": a, "static_ip_address": "192.0.2.10", "port": 4059, "sim": sim["id"], "can_block": true,
@@ -196,8 +188,8 @@ func TestMeterReadingSeries(t *testing.T) {
 		r := e.do("POST", "/v1/metering/meter-reading-series", e.token(), map[string]any{"organization": a, "name": "energy", "unit": "Wh"})
 		require.Equal(t, 409, r.status, "body: %s", r.body)
 		require.Contains(t, r.json(t)["detail"], "name")
-		other := e.created("/v1/metering/meter-reading-series", map[string]any{"organization": e.orgB.ID, "name": "energy", "unit": "Wh", "si_multiplier": "0.001"})
-		renamed := e.created("/v1/metering/meter-reading-series", map[string]any{"organization": a, "name": "power", "unit": "kW"})
+		other := e.created("/v1/metering/meter-reading-series", e.token(), map[string]any{"organization": e.orgB.ID, "name": "energy", "unit": "Wh", "si_multiplier": "0.001"})
+		renamed := e.created("/v1/metering/meter-reading-series", e.token(), map[string]any{"organization": a, "name": "power", "unit": "kW"})
 		r = e.do("PATCH", "/v1/metering/meter-reading-series/"+renamed["id"].(string), e.token(), map[string]any{"name": "energy"})
 		require.Equal(t, 409, r.status, "body: %s", r.body)
 
@@ -209,7 +201,7 @@ func TestMeterReadingSeries(t *testing.T) {
 		})
 	})
 	t.Run("delete refused while a config lists it or readings are stored", func(t *testing.T) {
-		cfg := e.created("/v1/metering/meter-device-configs", map[string]any{"organization": a, "name": "c", "series": []string{id}})
+		cfg := e.created("/v1/metering/meter-device-configs", e.token(), map[string]any{"organization": a, "name": "c", "series": []string{id}})
 		r := e.do("DELETE", "/v1/metering/meter-reading-series/"+id, e.token(), nil)
 		require.Equal(t, 409, r.status, "body: %s", r.body)
 		require.Contains(t, r.json(t)["detail"], "meter device configs")
@@ -230,11 +222,11 @@ func TestMeterReadingSeries(t *testing.T) {
 func TestMeterDeviceConfigs(t *testing.T) {
 	e := newEnv(t)
 	a := e.orgA.ID.String()
-	energy := e.created("/v1/metering/meter-reading-series", map[string]any{"organization": a, "name": "energy", "unit": "kWh"})["id"].(string)
-	power := e.created("/v1/metering/meter-reading-series", map[string]any{"organization": a, "name": "power", "unit": "kW"})["id"].(string)
-	foreign := e.created("/v1/metering/meter-reading-series", map[string]any{"organization": e.orgB.ID, "name": "gas", "unit": "m3"})["id"].(string)
+	energy := e.created("/v1/metering/meter-reading-series", e.token(), map[string]any{"organization": a, "name": "energy", "unit": "kWh"})["id"].(string)
+	power := e.created("/v1/metering/meter-reading-series", e.token(), map[string]any{"organization": a, "name": "power", "unit": "kW"})["id"].(string)
+	foreign := e.created("/v1/metering/meter-reading-series", e.token(), map[string]any{"organization": e.orgB.ID, "name": "gas", "unit": "m3"})["id"].(string)
 
-	c := e.created("/v1/metering/meter-device-configs", map[string]any{"organization": a, "name": "elec", "series": []string{power, energy},
+	c := e.created("/v1/metering/meter-device-configs", e.token(), map[string]any{"organization": a, "name": "elec", "series": []string{power, energy},
 		"series_info": "ignored"})
 	id := c["id"].(string)
 	require.ElementsMatch(t, []any{power, energy}, c["series"])
@@ -289,7 +281,7 @@ func TestMeterDeviceConfigs(t *testing.T) {
 		fieldError(t, r, "series")
 	})
 	t.Run("in use by a device type: 409", func(t *testing.T) {
-		typ := e.created("/v1/metering/meter-device-types", map[string]any{"organization": a, "name": "t", "manufacturer": "m", "manufacturer_model": "mm", "config": id})
+		typ := e.created("/v1/metering/meter-device-types", e.token(), map[string]any{"organization": a, "name": "t", "manufacturer": "m", "manufacturer_model": "mm", "config": id})
 		r := e.do("DELETE", "/v1/metering/meter-device-configs/"+id, e.token(), nil)
 		require.Equal(t, 409, r.status, "body: %s", r.body)
 		require.Contains(t, r.json(t)["detail"], "meter device types")
@@ -303,10 +295,10 @@ func TestMeterDeviceConfigs(t *testing.T) {
 func TestMeterDeviceTypes(t *testing.T) {
 	e := newEnv(t)
 	a := e.orgA.ID.String()
-	cfg := e.created("/v1/metering/meter-device-configs", map[string]any{"organization": a, "name": "c", "series": []string{}})["id"].(string)
-	cfgB := e.created("/v1/metering/meter-device-configs", map[string]any{"organization": e.orgB.ID, "name": "c", "series": []string{}})["id"].(string)
+	cfg := e.created("/v1/metering/meter-device-configs", e.token(), map[string]any{"organization": a, "name": "c", "series": []string{}})["id"].(string)
+	cfgB := e.created("/v1/metering/meter-device-configs", e.token(), map[string]any{"organization": e.orgB.ID, "name": "c", "series": []string{}})["id"].(string)
 
-	typ := e.created("/v1/metering/meter-device-types", map[string]any{"organization": a, "name": "E350", "manufacturer": "Landis+Gyr", "manufacturer_model": "ZMF100", "config": cfg})
+	typ := e.created("/v1/metering/meter-device-types", e.token(), map[string]any{"organization": a, "name": "E350", "manufacturer": "Landis+Gyr", "manufacturer_model": "ZMF100", "config": cfg})
 	id := typ["id"].(string)
 	require.Equal(t, cfg, typ["config"])
 	require.Equal(t, "", typ["description"])
@@ -367,7 +359,7 @@ func TestMeterDeviceTypes(t *testing.T) {
 func TestMeteringAdminConformsToContract(t *testing.T) {
 	e := newEnv(t)
 	a := e.orgA.ID
-	sim := e.created("/v1/metering/sim-cards", map[string]any{"organization": a, "iccid": "1", "imsi": "2"})["id"]
+	sim := e.created("/v1/metering/sim-cards", e.token(), map[string]any{"organization": a, "iccid": "1", "imsi": "2"})["id"]
 	tests := []struct {
 		path         string
 		create, put  map[string]any

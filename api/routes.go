@@ -49,6 +49,9 @@ func (s *Server) routes() {
 	s.systemEvents().routes(m, "/meter-system-events", "list", "create")
 	m.Get("/meter-system-events/:id", s.getSystemEvent)
 	m.Delete("/meter-system-events/:id", s.deleteSystemEvent)
+	s.amrTaskGroups().routes(m, "/amr-task-groups", "list", "create", "get", "update", "delete")
+	s.amrTasks().routes(m, "/amr-tasks", "list", "create", "get", "update", "delete")
+	s.meterDevices().routes(m, "/meter-devices", "list", "create", "get", "update", "delete")
 
 	m.Post("/new-meter-readings", s.newMeterReadings)
 

@@ -57,6 +57,9 @@ type Store interface {
 	meterDeviceTypeStore
 	systemEventStore
 	securityKeyStore
+	amrTaskGroupStore
+	amrTaskStore
+	meterDeviceStore
 }
 
 // Config holds the API's settings.

@@ -110,6 +110,22 @@ func removeBy(ctx context.Context, q querier, table, org, what string, sc Scope,
 	return nil
 }
 
+// updateScoped runs update, an "UPDATE table x SET ..." of the row $1 whose values are
+// args from $2 on, on that row only if it is in scope; no such row is pgx.ErrNoRows.
+func updateScoped(ctx context.Context, q querier, sc Scope, update string, id uuid.UUID, args ...any) error {
+	all, orgs := sc.args()
+	n := len(args) + 2 // $1 is the id, then args
+	args = append(append([]any{id}, args...), all, orgs)
+	tag, err := q.Exec(ctx, fmt.Sprintf("%s WHERE x.id = $1 AND ($%d OR x.organization_id = ANY($%d))", update, n, n+1), args...)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return pgx.ErrNoRows
+	}
+	return nil
+}
+
 // ref is a reference from a field of a written row to rows of another table.
 type ref struct {
 	field string
@@ -182,6 +198,17 @@ func orgOf(o *uuid.UUID) any {
 		return nil
 	}
 	return *o
+}
+
+// inTxRead runs fn in a transaction, as inTx does, and returns what fn read back.
+func inTxRead[T any](ctx context.Context, s *Store, op string, fn func(pgx.Tx) (T, error)) (T, error) {
+	var out T
+	err := s.inTx(ctx, op, func(tx pgx.Tx) error {
+		var err error
+		out, err = fn(tx)
+		return err
+	})
+	return out, err
 }
 
 // inTx runs fn in a transaction and maps its error.

@@ -44,6 +44,13 @@ var uniqueFields = map[string]string{
 	"meter_reading_series_organization_id_name_key": "name",
 }
 
+// uniqueAsField lists unique constraints whose violation is a 400 naming the field, as
+// DRF's unique validators answer, rather than a 409: a meter device name is chosen by the
+// client and unique across the installation, so a taken one is a field error to fix.
+var uniqueAsField = map[string]FieldError{
+	"meter_devices_name_key": {Field: "name", Msg: "A meter device with this name already exists."},
+}
+
 // referrers names, for a table that a delete was refused on, what depends on the row.
 var referrers = map[string]string{
 	"memberships":                "memberships",
@@ -78,6 +85,9 @@ func mapErr(op string, err error) error {
 	if errors.As(err, &pe) {
 		switch pe.Code {
 		case "23505": // unique_violation
+			if fe, ok := uniqueAsField[pe.ConstraintName]; ok {
+				return &fe
+			}
 			f, ok := uniqueFields[pe.ConstraintName]
 			if !ok {
 				f = strings.TrimSuffix(strings.TrimPrefix(pe.ConstraintName, pe.TableName+"_"), "_key")
