@@ -64,14 +64,16 @@ func TestAmrTaskGroups(t *testing.T) {
 		require.Equal(t, []any{t1}, r.json(t)["tasks"])
 		require.Equal(t, "Read registers", r.json(t)["tasks_info"])
 	})
-	t.Run("PUT needs required fields and resets the others", func(t *testing.T) {
+	t.Run("PUT needs required fields and keeps the others", func(t *testing.T) {
 		r := e.do("PUT", path+"/"+id, e.token(), map[string]any{"description": "x"})
 		require.Equal(t, 400, r.status, "body: %s", r.body)
 		require.Contains(t, r.json(t), "name")
+		before := e.do("GET", path+"/"+id, e.token(), nil).json(t)
 		r = e.do("PUT", path+"/"+id, e.token(), map[string]any{"name": "Hourly"})
 		require.Equal(t, 200, r.status, "body: %s", r.body)
-		require.Equal(t, []any{}, r.json(t)["tasks"])
-		require.Equal(t, "", r.json(t)["description"])
+		require.Equal(t, "Hourly", r.json(t)["name"])
+		require.Equal(t, before["tasks"], r.json(t)["tasks"])
+		require.Equal(t, before["description"], r.json(t)["description"])
 		require.Equal(t, a, r.json(t)["organization"])
 	})
 	t.Run("moving a group checks its tasks against the new organization", func(t *testing.T) {

@@ -133,19 +133,20 @@ func TestAmrTasks(t *testing.T) {
 		require.Equal(t, "Daily register read", got["name"])
 		require.Equal(t, "daily", got["schedule"])
 	})
-	t.Run("PUT needs required fields and resets the others", func(t *testing.T) {
+	t.Run("PUT needs required fields and keeps the others", func(t *testing.T) {
 		r := e.do("PUT", path+"/"+id, e.token(), map[string]any{"name": "x"})
 		require.Equal(t, 400, r.status, "body: %s", r.body)
 		require.Contains(t, r.json(t), "schedule")
 		require.Contains(t, r.json(t), "meter_execution_type")
 		require.Contains(t, r.json(t), "task_call")
+		before := e.do("GET", path+"/"+id, e.token(), nil).json(t)
 		r = e.do("PUT", path+"/"+id, e.token(), task(nil, map[string]any{"organization": omit{}, "name": "Renamed", "schedule": "monthly"}))
 		require.Equal(t, 200, r.status, "body: %s", r.body)
 		got := r.json(t)
 		require.Equal(t, "Renamed", got["name"])
 		require.Equal(t, "monthly", got["schedule"])
-		require.Equal(t, float64(0), got["run_offset_seconds"])
-		require.Nil(t, got["task_kwargs"])
+		require.Equal(t, before["run_offset_seconds"], got["run_offset_seconds"])
+		require.Equal(t, before["task_kwargs"], got["task_kwargs"])
 		require.Equal(t, a, got["organization"], "PUT without organization keeps the row's")
 	})
 	t.Run("editor writes in its organization whatever the body says", func(t *testing.T) {

@@ -97,7 +97,7 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 	return c.Status(fiber.StatusInternalServerError).JSON(fiber.Map{"detail": "Internal server error."})
 }
 
-// retryAfter makes a 429 with a Retry-After header of secs seconds.
+// tooMany makes a 429 with a Retry-After header of secs seconds.
 func tooMany(secs int) error {
 	return &apiError{status: fiber.StatusTooManyRequests,
 		detail:  "Too many failed login attempts. Try again in " + strconv.Itoa(secs) + " seconds.",

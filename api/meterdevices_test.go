@@ -270,7 +270,7 @@ func TestMeterDevices(t *testing.T) {
 		require.Equal(t, 200, r.status, "body: %s", r.body)
 		require.Equal(t, a, r.json(t)["organization"])
 	})
-	t.Run("PUT needs required fields and resets the others", func(t *testing.T) {
+	t.Run("PUT needs required fields and keeps the others", func(t *testing.T) {
 		r := e.do("PUT", path+"/"+id, e.token(), map[string]any{"name": "LGZ-0001"})
 		require.Equal(t, 400, r.status, "body: %s", r.body)
 		require.Contains(t, r.json(t), "protocol")
@@ -278,8 +278,9 @@ func TestMeterDevices(t *testing.T) {
 		r = e.do("PUT", path+"/"+putID, e.token(), map[string]any{"name": "put-me", "protocol": "mbus"})
 		require.Equal(t, 200, r.status, "body: %s", r.body)
 		got := r.json(t)
-		require.Equal(t, []any{}, got["meter_tasks"])
-		require.Equal(t, float64(1), got["current_transformer_ratio"])
+		require.Equal(t, "mbus", got["protocol"])
+		require.Equal(t, []any{taskA}, got["meter_tasks"])
+		require.Equal(t, float64(5), got["current_transformer_ratio"])
 		require.Equal(t, a, got["organization"])
 	})
 	t.Run("editor writes in its organization whatever the body says", func(t *testing.T) {

@@ -109,13 +109,15 @@ func TestNetworkInterfaces(t *testing.T) {
 		require.Empty(t, ids(t, e.do("GET", "/v1/metering/network-interfaces", other, nil)))
 		require.Equal(t, 404, e.do("DELETE", "/v1/metering/network-interfaces/"+id, other, nil).status)
 	})
-	t.Run("PUT resets what it does not name", func(t *testing.T) {
+	t.Run("PUT keeps what it does not name, as DRF's full update does", func(t *testing.T) {
+		before := e.do("GET", "/v1/metering/network-interfaces/"+id, e.token(), nil).json(t)
 		r := e.do("PUT", "/v1/metering/network-interfaces/"+id, e.token(), map[string]any{"fqdn": "put.example"})
 		require.Equal(t, 200, r.status, "body: %s", r.body)
 		n := r.json(t)
 		require.Equal(t, a, n["organization"], "PUT keeps the organization when the body has none")
-		require.Nil(t, n["port"])
-		require.Equal(t, false, n["can_block"])
+		require.Equal(t, "put.example", n["fqdn"])
+		require.Equal(t, before["port"], n["port"])
+		require.Equal(t, before["can_block"], n["can_block"])
 	})
 	t.Run("in use by a meter device: 409", func(t *testing.T) {
 		dev := e.mkDevice(e.orgA.ID, "meter-1", nil, id)
@@ -270,10 +272,11 @@ func TestMeterDeviceConfigs(t *testing.T) {
 		// moving to another organization takes series of that organization
 		fieldError(t, e.do("PATCH", "/v1/metering/meter-device-configs/"+id, e.token(), map[string]any{"organization": e.orgB.ID}), "series")
 	})
-	t.Run("PUT resets the time zone", func(t *testing.T) {
+	t.Run("PUT keeps the time zone it does not name", func(t *testing.T) {
+		before := e.do("GET", "/v1/metering/meter-device-configs/"+id, e.token(), nil).json(t)["timezone"]
 		r := e.do("PUT", "/v1/metering/meter-device-configs/"+id, e.token(), map[string]any{"name": "elec", "series": []string{energy, power}})
 		require.Equal(t, 200, r.status, "body: %s", r.body)
-		require.Equal(t, "UTC", r.json(t)["timezone"])
+		require.Equal(t, before, r.json(t)["timezone"])
 		fieldError(t, e.do("PUT", "/v1/metering/meter-device-configs/"+id, e.token(), map[string]any{"name": "elec"}), "series")
 	})
 	t.Run("an editor cannot name another organization's series", func(t *testing.T) {

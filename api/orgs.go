@@ -78,9 +78,6 @@ func (s *Server) updateOrganization(c *fiber.Ctx) error {
 		return err
 	}
 	in := store.OrganizationInput{Name: old.Name, IsActive: old.IsActive}
-	if c.Method() == fiber.MethodPut {
-		in.IsActive = true
-	}
 	if err := orgInput(b, &in, c.Method() == fiber.MethodPut); err != nil {
 		return err
 	}
@@ -178,9 +175,6 @@ func (s *Server) updateMembership(c *fiber.Ctx) error {
 		return err
 	}
 	in := store.MembershipInput{OrganizationID: old.OrganizationID, UserID: old.UserID, Role: old.Role}
-	if c.Method() == fiber.MethodPut {
-		in.Role = "viewer"
-	}
 	if err := memberInput(b, &in, c.Method() == fiber.MethodPut); err != nil {
 		return err
 	}

@@ -48,7 +48,7 @@ func TestOrganizationCRUD(t *testing.T) {
 	r = e.do("PUT", "/v1/organizations/"+id, e.token(), map[string]any{"name": "Org C2"})
 	require.Equal(t, 200, r.status)
 	require.Equal(t, "Org C2", r.json(t)["name"])
-	require.Equal(t, true, r.json(t)["is_active"], "PUT resets omitted fields to defaults")
+	require.Equal(t, false, r.json(t)["is_active"], "PUT keeps optional fields it does not send, as DRF does")
 
 	r = e.do("GET", "/v1/organizations/"+e.orgA.ID.String(), e.token(), nil)
 	require.Len(t, r.json(t)["members"], 3)

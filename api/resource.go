@@ -20,7 +20,7 @@ type resource[T any] struct {
 	update func(context.Context, store.Scope, uuid.UUID, T) (T, error)
 	del    func(context.Context, store.Scope, uuid.UUID) error
 
-	// blank returns the defaults of a new row (POST and PUT start from it).
+	// blank returns the defaults of a new row (POST starts from it).
 	blank func() T
 	// decode applies the body onto in; full (POST, PUT) makes required fields required.
 	decode func(b body, in *T, full bool, errs FieldErrors)
@@ -108,8 +108,8 @@ func (r resource[T]) handleCreate(c *fiber.Ctx) error {
 	return c.Status(fiber.StatusCreated).JSON(v)
 }
 
-// handleUpdate serves PUT (from defaults, every required field) and PATCH (from the
-// stored row, only the fields sent).
+// handleUpdate serves PUT (every required field must be sent) and PATCH (only the fields
+// sent); both start from the stored row.
 func (r resource[T]) handleUpdate(c *fiber.Ctx) error {
 	id, err := pathUUID(c)
 	if err != nil {
@@ -128,12 +128,10 @@ func (r resource[T]) handleUpdate(c *fiber.Ctx) error {
 		return err
 	}
 	in := old
-	full := c.Method() == fiber.MethodPut
-	if full {
-		in = r.blank()
-		*r.org(&in) = *r.org(&old)
-	}
-	if err := r.apply(c, b, &in, full); err != nil {
+	// PUT requires every required field; like DRF's full update, it leaves optional
+	// fields it does not send as they are (resetting them would lose data a client never
+	// meant to touch).
+	if err := r.apply(c, b, &in, c.Method() == fiber.MethodPut); err != nil {
 		return err
 	}
 	v, err := r.update(c.UserContext(), p.scope(), id, in)
