@@ -40,11 +40,7 @@ var docsHTML []byte
 // the ingestion issue, which re-adds them here (by deleting these entries) together with
 // their routes; the router test keeps the two in step.
 var notServed = map[string]bool{
-	"/metering/meter-readings":             true,
-	"/metering/meter-readings/{id}":        true,
-	"/metering/staged-meter-readings":      true,
-	"/metering/staged-meter-readings/{id}": true,
-	"/metering/amr-tasks/invoke":           true,
+	"/metering/amr-tasks/invoke": true,
 }
 
 // nullableFixes are properties the contract declares non-null that amrd, like

@@ -36,12 +36,8 @@ func (s *Server) newMeterReadings(c *fiber.Ctx) error {
 		return errStatus(fiber.StatusBadRequest, re.Msg)
 	}
 	rep, err := s.ingest.Submit(c.UserContext(), writeScope(p), good, index)
-	switch {
-	case errors.Is(err, ingest.ErrOverloaded), errors.Is(err, ingest.ErrClosed):
-		return &apiError{status: fiber.StatusServiceUnavailable, detail: "amrd is busy taking in readings; nothing of this request was stored. Retry shortly.",
-			headers: map[string]string{fiber.HeaderRetryAfter: "1"}}
-	case err != nil:
-		return err
+	if err != nil {
+		return ingestError(err)
 	}
 	rep.Rejected = mergeRejected(bad, rep.Rejected)
 	status := fiber.StatusCreated

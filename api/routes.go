@@ -53,6 +53,16 @@ func (s *Server) routes() {
 	s.amrTasks().routes(m, "/amr-tasks", "list", "create", "get", "update", "delete")
 	s.meterDevices().routes(m, "/meter-devices", "list", "create", "get", "update", "delete")
 
+	m.Get("/meter-readings", s.listReadings)
+	m.Post("/meter-readings", s.createReading)
+	m.Get("/meter-readings/:id", s.getReading)
+	m.Delete("/meter-readings/:id", s.deleteReading)
+	m.Get("/staged-meter-readings", s.listStaged)
+	m.Post("/staged-meter-readings", s.createStaged)
+	m.Get("/staged-meter-readings/:id", s.getStaged)
+	m.Put("/staged-meter-readings/:id", s.updateStaged)
+	m.Patch("/staged-meter-readings/:id", s.updateStaged)
+	m.Delete("/staged-meter-readings/:id", s.deleteStaged)
 	m.Post("/new-meter-readings", s.newMeterReadings)
 
 	// Users: staff only; not in the Utilitarian contract (which managed users in Django's

@@ -60,6 +60,7 @@ type Store interface {
 	amrTaskGroupStore
 	amrTaskStore
 	meterDeviceStore
+	readingStore
 }
 
 // Config holds the API's settings.

@@ -109,16 +109,15 @@ func (s *Store) CreateMeterDevice(ctx context.Context, in MeterDevice) (MeterDev
 			deviceArgs(in)...).Scan(&id); err != nil {
 			return MeterDevice{}, err
 		}
-		return writeDevice(ctx, tx, id, in, "")
+		return writeDevice(ctx, tx, id, in)
 	})
 }
 
-// UpdateMeterDevice replaces a meter device's fields and task links. A rename promotes the
-// staged readings of the new name, in the same transaction.
+// UpdateMeterDevice replaces a meter device's fields and task links, and promotes the
+// staged readings of its name, in the same transaction.
 func (s *Store) UpdateMeterDevice(ctx context.Context, sc Scope, id uuid.UUID, in MeterDevice) (MeterDevice, error) {
 	return inTxRead(ctx, s, "updating a meter device", func(tx pgx.Tx) (MeterDevice, error) {
-		var oldName string
-		if err := tx.QueryRow(ctx, "SELECT name FROM meter_devices WHERE id = $1 FOR UPDATE", id).Scan(&oldName); err != nil {
+		if _, err := tx.Exec(ctx, "SELECT 1 FROM meter_devices WHERE id = $1 FOR UPDATE", id); err != nil {
 			return MeterDevice{}, err
 		}
 		if err := checkDeviceRefs(ctx, tx, in); err != nil {
@@ -132,7 +131,7 @@ func (s *Store) UpdateMeterDevice(ctx context.Context, sc Scope, id uuid.UUID, i
 			id, deviceArgs(in)...); err != nil {
 			return MeterDevice{}, err
 		}
-		return writeDevice(ctx, tx, id, in, oldName)
+		return writeDevice(ctx, tx, id, in)
 	})
 }
 
@@ -154,8 +153,8 @@ func checkDeviceRefs(ctx context.Context, tx pgx.Tx, in MeterDevice) error {
 }
 
 // writeDevice finishes writing device id: it sets its task groups and tasks, reads it
-// back, and promotes staged readings when the name is new (oldName is "" on create).
-func writeDevice(ctx context.Context, tx pgx.Tx, id uuid.UUID, in MeterDevice, oldName string) (MeterDevice, error) {
+// back, and promotes the staged readings of its name.
+func writeDevice(ctx context.Context, tx pgx.Tx, id uuid.UUID, in MeterDevice) (MeterDevice, error) {
 	if err := setLinks(ctx, tx, "meter_device_task_groups", "device_id", "group_id", id, in.TaskGroups); err != nil {
 		return MeterDevice{}, err
 	}
@@ -163,20 +162,15 @@ func writeDevice(ctx context.Context, tx pgx.Tx, id uuid.UUID, in MeterDevice, o
 		return MeterDevice{}, err
 	}
 	out, err := meterDevices.get(ctx, tx, AllOrgs, id)
-	if err != nil || out.Name == oldName {
+	if err != nil {
 		return out, err
 	}
-	return out, promoteStagedReadings(ctx, tx, out)
-}
-
-// promoteStagedReadings is THE place where creating or renaming a device promotes the
-// staged readings of its (new) name (design.md, "Staged readings"): it runs inside the
-// transaction that wrote the device, so promotion commits or rolls back with it. The
-// ingestion work implements it: validate each staged reading of dev.Name against the
-// device's series, move the valid ones into meter_readings, leave the rest staged.
-// Until then it does nothing.
-func promoteStagedReadings(ctx context.Context, tx pgx.Tx, dev MeterDevice) error {
-	return nil
+	// Promote the staged readings of its name in this transaction, so promotion commits
+	// or rolls back with the device (store/staged.go). On any write, not only a create or
+	// rename: a device that just got a type with a config can take readings it could not
+	// before. With nothing staged under the name this is one index probe.
+	_, _, err = promoteStaged(ctx, tx, out.Name)
+	return out, err
 }
 
 // DeleteMeterDevice removes a meter device and, in the same transaction, everything that
