@@ -12,7 +12,7 @@ PG_PORT ?= 55432
 export AMRD_CACHE_DIR PG_PORT
 
 .DEFAULT_GOAL := help
-.PHONY: help build run db-start db-stop db-url test test-short fmt vet fuzz clean
+.PHONY: help build run db-start db-stop db-url test bench fmt vet clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -34,6 +34,9 @@ db-stop: ## Stop the local TimescaleDB that `make run` started
 
 test: ## Run every test against a throw-away TimescaleDB (started and removed here)
 	@bash deploy/test.sh
+
+bench: build ## Ingestion benchmark (amrd vs raw COPY and the naive path) on a throw-away TimescaleDB
+	@bash deploy/bench.sh $(BIN) $(BENCHFLAGS)
 
 fmt: ## Format the Go code
 	gofmt -w $$(git ls-files '*.go')

@@ -198,9 +198,15 @@ func (s *Server) observe(c *fiber.Ctx) error {
 	dur := time.Since(start)
 	s.metrics.requests.WithLabelValues(c.Method(), route, strconv.Itoa(status)).Inc()
 	s.metrics.latency.WithLabelValues(c.Method(), route).Observe(dur.Seconds())
-	lvl := slog.LevelInfo
-	if status >= 500 {
+	// Successful requests log at debug: at ingest rates (thousands a second) an info
+	// line each would cost more than the request. Client errors are info, server errors
+	// error.
+	lvl := slog.LevelDebug
+	switch {
+	case status >= 500:
 		lvl = slog.LevelError
+	case status >= 400:
+		lvl = slog.LevelInfo
 	}
 	s.log.Log(ctx, lvl, "request", "method", c.Method(), "path", c.Path(), "route", route,
 		"status", status, "duration_ms", float64(dur.Microseconds())/1000, "remote", c.IP())

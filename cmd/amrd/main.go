@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/amrd/amrd/api"
+	"github.com/amrd/amrd/bench"
 	"github.com/amrd/amrd/deploy"
 	"github.com/amrd/amrd/ingest"
 	"github.com/amrd/amrd/store"
@@ -53,6 +54,9 @@ Commands:
                                     create a user (a random password is printed unless
                                     -password-stdin reads one from standard input)
   amrd token create -username NAME  create an API token for a staff user (shown once)
+  amrd bench [-meters N] [-seconds S] [-json FILE]
+                                    the ingestion benchmark against AMRD_BENCH_DATABASE_URL
+                                    (use 'make bench', which starts a database for it)
   amrd tsdb provision|start NAME PORT|url NAME|stop NAME|destroy NAME|status NAME
                                     a local TimescaleDB in a Debian trixie chroot (root only)
 
@@ -97,6 +101,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		})
 	case "bootstrap":
 		return withStore(ctx, cfg, log, func(st *store.Store) error { return bootstrap(ctx, st, stdout) })
+	case "bench":
+		return benchCmd(ctx, args[1:], getenv, stdout)
 	case "user":
 		return userCmd(ctx, cfg, log, args[1:], stdin, stdout)
 	case "token":
@@ -307,4 +313,25 @@ func tokenCmd(ctx context.Context, cfg settings, log *slog.Logger, args []string
 		fmt.Fprintf(stdout, "token for %s (shown once; stored hashed): %s\n", u.Username, key)
 		return nil
 	})
+}
+
+func benchCmd(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	meters := fs.Int("meters", 10_000, "meters in the fleet (8 series each)")
+	seconds := fs.Int("seconds", 12, "seconds each case writes (at least 10)")
+	jsonPath := fs.String("json", "bench-results.json", "where to write the results as JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	admin := getenv("AMRD_BENCH_DATABASE_URL")
+	if admin == "" {
+		return errors.New("bench: AMRD_BENCH_DATABASE_URL is not set: run 'make bench', which starts a throw-away TimescaleDB")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	_, err = bench.Run(ctx, bench.Config{AdminURL: admin, Binary: self, Meters: *meters,
+		Duration: time.Duration(*seconds) * time.Second, JSONPath: *jsonPath}, stdout)
+	return err
 }

@@ -1,0 +1,491 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/amrd/amrd/store"
+)
+
+// Config is one benchmark run.
+type Config struct {
+	AdminURL string        // a superuser URL of the TimescaleDB to create databases on
+	Binary   string        // the amrd binary to start for the HTTP cases
+	Meters   int           // meters in the fleet (at least 10,000 for the issue's figures)
+	Duration time.Duration // how long each case writes (at least 10 s)
+	JSONPath string        // where the results go as JSON ("" for none)
+}
+
+// Case is one measured way of writing readings.
+type Case struct {
+	Name        string  `json:"name"`
+	Description string  `json:"description"`
+	Rows        int64   `json:"rows"`
+	Seconds     float64 `json:"seconds"`
+	RowsPerSec  float64 `json:"rows_per_s"`
+	Requests    int64   `json:"requests,omitempty"`
+	P50ms       float64 `json:"p50_ms,omitempty"`
+	P99ms       float64 `json:"p99_ms,omitempty"`
+	Errors      int64   `json:"errors,omitempty"`
+	PeakRSSMB   float64 `json:"amrd_peak_rss_mb,omitempty"`
+}
+
+// Results is what a run prints and writes.
+type Results struct {
+	When    time.Time          `json:"when"`
+	Machine string             `json:"machine"`
+	Meters  int                `json:"meters"`
+	Series  int                `json:"series_per_meter"`
+	Cases   []Case             `json:"cases"`
+	Ratios  map[string]float64 `json:"ratios"`
+	Targets map[string]bool    `json:"targets_met"`
+	PeakRSS float64            `json:"amrd_peak_rss_mb"`
+}
+
+// Run measures the four cases of issue 4 in fresh databases and prints the ratios.
+func Run(ctx context.Context, cfg Config, out io.Writer) (*Results, error) {
+	if cfg.Meters <= 0 {
+		cfg.Meters = 10_000
+	}
+	if cfg.Duration <= 0 {
+		cfg.Duration = 12 * time.Second
+	}
+	res := &Results{When: time.Now().UTC(), Machine: fmt.Sprintf("%s/%s, %d CPUs, %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version()),
+		Meters: cfg.Meters, Series: len(seriesNames)}
+	steps := []struct {
+		name, desc string
+		run        func(context.Context, string, *fleet) (Case, error)
+	}{
+		{"a_copy", "raw pgx COPY, 10,000-row batches, one connection (the ceiling)", func(ctx context.Context, db string, f *fleet) (Case, error) {
+			return copyCase(ctx, db, f, cfg.Duration)
+		}},
+		{"b_batches", "amrd new-meter-readings, 1,000 readings a request, 8 concurrent clients", func(ctx context.Context, db string, f *fleet) (Case, error) {
+			return httpCase(ctx, cfg, db, f, 1000, 8)
+		}},
+		{"c_single", "amrd new-meter-readings, 1 reading a request, 100 requests in flight", func(ctx context.Context, db string, f *fleet) (Case, error) {
+			return httpCase(ctx, cfg, db, f, 1, 100)
+		}},
+		{"d_naive", "one transaction per reading with its lookups, 4 connections", func(ctx context.Context, db string, f *fleet) (Case, error) {
+			return naiveCase(ctx, db, f, cfg.Duration, 4)
+		}},
+	}
+	for _, st := range steps {
+		fmt.Fprintf(out, "bench: %s: %s ...\n", st.name, st.desc)
+		db, drop, err := freshDatabase(ctx, cfg.AdminURL, st.name)
+		if err != nil {
+			return nil, err
+		}
+		c, err := func() (Case, error) {
+			defer drop()
+			f, err := prepare(ctx, db, cfg.Meters)
+			if err != nil {
+				return Case{}, fmt.Errorf("preparing %s: %w", st.name, err)
+			}
+			c, err := st.run(ctx, db, f)
+			if err != nil {
+				return Case{}, fmt.Errorf("%s: %w", st.name, err)
+			}
+			n, err := countReadings(ctx, db)
+			if err != nil {
+				return Case{}, err
+			}
+			if n != c.Rows {
+				return Case{}, fmt.Errorf("%s: %d rows acknowledged but %d stored", st.name, c.Rows, n)
+			}
+			return c, nil
+		}()
+		if err != nil {
+			return nil, err
+		}
+		c.Name, c.Description = st.name, st.desc
+		c.RowsPerSec = float64(c.Rows) / c.Seconds
+		res.Cases = append(res.Cases, c)
+		res.PeakRSS = max(res.PeakRSS, c.PeakRSSMB)
+		fmt.Fprintf(out, "bench: %s: %d rows in %.1f s = %.0f readings/s\n", st.name, c.Rows, c.Seconds, c.RowsPerSec)
+	}
+	a, b, cc, d := res.Cases[0].RowsPerSec, res.Cases[1].RowsPerSec, res.Cases[2].RowsPerSec, res.Cases[3].RowsPerSec
+	res.Ratios = map[string]float64{"b/a": b / a, "b/d": b / d, "c/d": cc / d}
+	res.Targets = map[string]bool{"b/a >= 0.5": b/a >= 0.5, "b/d >= 100": b/d >= 100, "c/d >= 10": cc/d >= 10, "peak RSS <= 256 MB": res.PeakRSS <= 256}
+	report(out, res)
+	if cfg.JSONPath != "" {
+		raw, _ := json.MarshalIndent(res, "", "  ")
+		if err := os.WriteFile(cfg.JSONPath, append(raw, '\n'), 0o644); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(out, "bench: results written to %s\n", cfg.JSONPath)
+	}
+	return res, nil
+}
+
+func report(out io.Writer, r *Results) {
+	fmt.Fprintf(out, "\namrd ingestion benchmark, %s, %d meters x %d series, 15-minute readings\n", r.Machine, r.Meters, r.Series)
+	fmt.Fprintf(out, "%-10s %12s %8s %12s %9s %9s  %s\n", "case", "rows", "seconds", "readings/s", "p50 ms", "p99 ms", "what")
+	for _, c := range r.Cases {
+		p50, p99 := "-", "-"
+		if c.Requests > 0 {
+			p50, p99 = fmt.Sprintf("%.1f", c.P50ms), fmt.Sprintf("%.1f", c.P99ms)
+		}
+		fmt.Fprintf(out, "%-10s %12d %8.1f %12.0f %9s %9s  %s\n", c.Name, c.Rows, c.Seconds, c.RowsPerSec, p50, p99, c.Description)
+	}
+	fmt.Fprintf(out, "\nratios: b/a = %.2f (target >= 0.5), b/d = %.0f (target >= 100), c/d = %.1f (target >= 10)\n",
+		r.Ratios["b/a"], r.Ratios["b/d"], r.Ratios["c/d"])
+	fmt.Fprintf(out, "amrd peak RSS: %.0f MB (target <= 256 MB)\n", r.PeakRSS)
+	var missed []string
+	for k, ok := range r.Targets {
+		if !ok {
+			missed = append(missed, k)
+		}
+	}
+	slices.Sort(missed)
+	if len(missed) == 0 {
+		fmt.Fprintln(out, "all targets met")
+	} else {
+		fmt.Fprintf(out, "targets missed: %s\n", strings.Join(missed, "; "))
+	}
+}
+
+// freshDatabase creates an empty database and returns its URL and a function that drops it.
+func freshDatabase(ctx context.Context, admin, name string) (string, func(), error) {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	db := "amrd_bench_" + name + "_" + hex.EncodeToString(b[:])
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		return "", nil, fmt.Errorf("connecting to the benchmark server: %w", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+db); err != nil {
+		return "", nil, err
+	}
+	u, err := url.Parse(admin)
+	if err != nil {
+		return "", nil, err
+	}
+	u.Path = "/" + db
+	drop := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if c, err := pgx.Connect(ctx, admin); err == nil {
+			_, _ = c.Exec(ctx, "DROP DATABASE IF EXISTS "+db+" WITH (FORCE)")
+			_ = c.Close(ctx)
+		}
+	}
+	return u.String(), drop, nil
+}
+
+// prepare migrates a database and creates the fleet.
+func prepare(ctx context.Context, db string, meters int) (*fleet, error) {
+	st, err := store.Open(ctx, store.Config{URL: db, MaxConns: 2}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	if _, err := st.Migrate(ctx); err != nil {
+		return nil, err
+	}
+	conn, err := pgx.Connect(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(ctx)
+	return makeFleet(ctx, conn, meters)
+}
+
+func countReadings(ctx context.Context, db string) (int64, error) {
+	conn, err := pgx.Connect(ctx, db)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(ctx)
+	var n int64
+	err = conn.QueryRow(ctx, `SELECT count(*) FROM meter_readings`).Scan(&n)
+	return n, err
+}
+
+// copyCase writes with plain COPY in 10,000-row transactions on one connection.
+func copyCase(ctx context.Context, db string, f *fleet, dur time.Duration) (Case, error) {
+	conn, err := pgx.Connect(ctx, db)
+	if err != nil {
+		return Case{}, err
+	}
+	defer conn.Close(ctx)
+	const batch = 10_000
+	var next int64
+	start := time.Now()
+	for time.Since(start) < dur {
+		first := next
+		_, err := conn.CopyFrom(ctx, pgx.Identifier{"meter_readings"}, []string{"device_key", "series_key", "ts", "value", "factor"},
+			pgx.CopyFromSlice(batch, func(i int) ([]any, error) {
+				n := first + int64(i)
+				d, s, ts := f.at(n)
+				return []any{f.deviceKeys[d], f.seriesKeys[s], ts, value(n), int64(1)}, nil
+			}))
+		if err != nil {
+			return Case{}, err
+		}
+		next += batch
+	}
+	return Case{Rows: next, Seconds: time.Since(start).Seconds()}, nil
+}
+
+// naiveCase writes each reading in its own transaction after looking up its device, its
+// series in the device's organization, and that the device's config allows the series:
+// what a straightforward per-reading handler does.
+func naiveCase(ctx context.Context, db string, f *fleet, dur time.Duration, clients int) (Case, error) {
+	var next atomic.Int64
+	var errs atomic.Int64
+	start := time.Now()
+	var wg sync.WaitGroup
+	var firstErr error
+	var once sync.Once
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conn, err := pgx.Connect(ctx, db)
+			if err != nil {
+				once.Do(func() { firstErr = err })
+				return
+			}
+			defer conn.Close(ctx)
+			for time.Since(start) < dur {
+				n := next.Add(1) - 1
+				d, s, ts := f.at(n)
+				err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+					var devKey int32
+					var org, typ string
+					if err := tx.QueryRow(ctx, `SELECT key, organization_id, type_id FROM meter_devices WHERE name = $1`, deviceName(d)).Scan(&devKey, &org, &typ); err != nil {
+						return err
+					}
+					var serKey int32
+					if err := tx.QueryRow(ctx, `SELECT s.key FROM meter_reading_series s
+						JOIN meter_device_config_series cs ON cs.series_id = s.id
+						JOIN meter_device_types t ON t.config_id = cs.config_id
+						WHERE s.name = $1 AND s.organization_id = $2 AND t.id = $3`, seriesNames[s], org, typ).Scan(&serKey); err != nil {
+						return err
+					}
+					_, err := tx.Exec(ctx, `INSERT INTO meter_readings (device_key, series_key, ts, value, factor) VALUES ($1, $2, $3, $4, 1)
+						ON CONFLICT DO NOTHING`, devKey, serKey, ts, value(n))
+					return err
+				})
+				if err != nil {
+					errs.Add(1)
+					once.Do(func() { firstErr = err })
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return Case{}, firstErr
+	}
+	return Case{Rows: next.Load(), Seconds: time.Since(start).Seconds()}, nil
+}
+
+// httpCase starts amrd on the database and posts readings for cfg.Duration: clients
+// loops, each sending per readings a request and waiting for the answer.
+func httpCase(ctx context.Context, cfg Config, db string, f *fleet, per, clients int) (Case, error) {
+	token, err := staffToken(ctx, db)
+	if err != nil {
+		return Case{}, err
+	}
+	srv, err := startAmrd(ctx, cfg.Binary, db)
+	if err != nil {
+		return Case{}, err
+	}
+	defer srv.stop()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients + 8, DisableCompression: true}, Timeout: time.Minute}
+	endpoint := srv.base + "/v1/metering/new-meter-readings"
+	var next, accepted, requests, failures atomic.Int64
+	lat := make([][]time.Duration, clients)
+	var firstErr error
+	var once sync.Once
+	start := time.Now()
+	var wg sync.WaitGroup
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var buf bytes.Buffer
+			for time.Since(start) < cfg.Duration {
+				first := next.Add(int64(per)) - int64(per)
+				buf.Reset()
+				body(&buf, f, first, per)
+				req, _ := http.NewRequestWithContext(ctx, "POST", endpoint, bytes.NewReader(buf.Bytes()))
+				req.Header.Set("Authorization", "Token "+token)
+				req.Header.Set("Content-Type", "application/json")
+				t0 := time.Now()
+				resp, err := client.Do(req)
+				if err != nil {
+					once.Do(func() { firstErr = err })
+					failures.Add(1)
+					return
+				}
+				raw, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				lat[c] = append(lat[c], time.Since(t0))
+				requests.Add(1)
+				if resp.StatusCode != http.StatusCreated {
+					failures.Add(1)
+					once.Do(func() { firstErr = fmt.Errorf("status %d: %.300s", resp.StatusCode, raw) })
+					return
+				}
+				var rep struct {
+					Accepted int64 `json:"accepted"`
+				}
+				if err := json.Unmarshal(raw, &rep); err != nil || rep.Accepted != int64(per) {
+					once.Do(func() { firstErr = fmt.Errorf("unexpected report: %.300s", raw) })
+					return
+				}
+				accepted.Add(rep.Accepted)
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start).Seconds()
+	rss := srv.peakRSS()
+	if firstErr != nil {
+		return Case{}, firstErr
+	}
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	slices.Sort(all)
+	q := func(p float64) float64 { return float64(all[int(p*float64(len(all)-1))].Microseconds()) / 1000 }
+	return Case{Rows: accepted.Load(), Seconds: elapsed, Requests: requests.Load(), P50ms: q(0.50), P99ms: q(0.99),
+		Errors: failures.Load(), PeakRSSMB: rss}, nil
+}
+
+// body writes per readings from the stream, starting at first, as a JSON array.
+func body(buf *bytes.Buffer, f *fleet, first int64, per int) {
+	buf.WriteByte('[')
+	for i := 0; i < per; i++ {
+		n := first + int64(i)
+		d, s, ts := f.at(n)
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		buf.WriteString(`{"meter_device_name":"`)
+		buf.WriteString(deviceName(d))
+		buf.WriteString(`","series_name":"`)
+		buf.WriteString(seriesNames[s])
+		buf.WriteString(`","timestamp":"`)
+		buf.WriteString(ts.Format(time.RFC3339))
+		buf.WriteString(`","value":"`)
+		buf.WriteString(value(n))
+		buf.WriteString(`"}`)
+	}
+	buf.WriteByte(']')
+}
+
+// staffToken creates a staff user with an API token.
+func staffToken(ctx context.Context, db string) (string, error) {
+	st, err := store.Open(ctx, store.Config{URL: db, MaxConns: 2}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		return "", err
+	}
+	defer st.Close()
+	hash, err := bcrypt.GenerateFromPassword([]byte(strconv.FormatInt(time.Now().UnixNano(), 36)), bcrypt.MinCost)
+	if err != nil {
+		return "", err
+	}
+	u, err := st.CreateUser(ctx, store.UserInput{Username: "bench", PasswordHash: string(hash), IsStaff: true, IsActive: true})
+	if err != nil {
+		return "", err
+	}
+	return st.CreateToken(ctx, u.ID)
+}
+
+type amrdProcess struct {
+	cmd  *exec.Cmd
+	base string
+	done chan error
+}
+
+// startAmrd runs `amrd serve` on a loopback port of its choosing and waits until it
+// listens.
+func startAmrd(ctx context.Context, bin, db string) (*amrdProcess, error) {
+	var b [24]byte
+	_, _ = rand.Read(b[:])
+	cmd := exec.CommandContext(ctx, bin, "serve")
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+db, "SECRET_KEY="+hex.EncodeToString(b[:]), "AMRD_LISTEN=127.0.0.1:0", "AMRD_LOG_LEVEL=warn")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", bin, err)
+	}
+	p := &amrdProcess{cmd: cmd, done: make(chan error, 1)}
+	lines := bufio.NewScanner(stdout)
+	addr := make(chan string, 1)
+	go func() {
+		for lines.Scan() {
+			if a, ok := strings.CutPrefix(lines.Text(), "amrd listening on "); ok {
+				addr <- a
+			}
+		}
+	}()
+	go func() { p.done <- cmd.Wait() }()
+	select {
+	case a := <-addr:
+		p.base = a
+		return p, nil
+	case err := <-p.done:
+		return nil, fmt.Errorf("amrd exited before listening: %v", err)
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		return nil, errors.New("amrd did not listen within 30 s")
+	}
+}
+
+// peakRSS is the process's high-water resident set (VmHWM), in MB.
+func (p *amrdProcess) peakRSS() float64 {
+	raw, err := os.ReadFile("/proc/" + strconv.Itoa(p.cmd.Process.Pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+func (p *amrdProcess) stop() {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
