@@ -158,12 +158,17 @@ func (s *Server) authToken(ctx context.Context, key string) (*principal, error) 
 	if key == "" || strings.Contains(key, " ") {
 		return nil, unauthorized("Token", "Invalid token header.")
 	}
-	u, err := s.st.UserByToken(ctx, key)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, unauthorized("Token", "Invalid token.")
-	}
-	if err != nil {
-		return nil, err
+	u, ok := s.tokens.get(key)
+	if !ok {
+		var err error
+		u, err = s.st.UserByToken(ctx, key)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, unauthorized("Token", "Invalid token.")
+		}
+		if err != nil {
+			return nil, err
+		}
+		s.tokens.put(key, u)
 	}
 	if !u.IsStaff {
 		// Utilitarian gives tokens to staff users only; a token left on a user who lost
@@ -324,4 +329,54 @@ func (pc *passwordCache) check(username, password, hash string) bool {
 func HashPassword(password string) (string, error) {
 	h, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
 	return string(h), err
+}
+
+// tokenCache remembers, for a few seconds, which user an API token belongs to, so that a
+// collector posting thousands of requests a second does not cost a database lookup each.
+// Only SHA-256 digests of tokens are kept. A user changed or deleted through this process
+// clears it at once; through another replica, the change takes effect within
+// tokenCacheTTL.
+type tokenCache struct {
+	mu  sync.Mutex
+	m   map[[32]byte]tokenEntry
+	now func() time.Time
+}
+
+type tokenEntry struct {
+	user store.User
+	exp  time.Time
+}
+
+// tokenCacheTTL bounds how long a revoked token or demoted user keeps working on another
+// replica.
+const tokenCacheTTL = 5 * time.Second
+
+// tokenCacheMax bounds the cache: 10,000 users of about 300 bytes is 3 MB.
+const tokenCacheMax = 10_000
+
+func (tc *tokenCache) get(key string) (store.User, bool) {
+	k := sha256.Sum256([]byte(key))
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	e, ok := tc.m[k]
+	if !ok || !tc.now().Before(e.exp) {
+		return store.User{}, false
+	}
+	return e.user, true
+}
+
+func (tc *tokenCache) put(key string, u store.User) {
+	k := sha256.Sum256([]byte(key))
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	if len(tc.m) >= tokenCacheMax {
+		clear(tc.m)
+	}
+	tc.m[k] = tokenEntry{user: u, exp: tc.now().Add(tokenCacheTTL)}
+}
+
+func (tc *tokenCache) reset() {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	clear(tc.m)
 }

@@ -103,6 +103,7 @@ type Server struct {
 	app       *fiber.App
 	throttle  *throttle
 	passwords *passwordCache
+	tokens    *tokenCache
 	metrics   *httpMetrics
 	ingest    Ingester // nil: reading ingestion is off
 }
@@ -126,7 +127,8 @@ func New(cfg Config, st Store, ing Ingester, log *slog.Logger, reg prometheus.Re
 		return nil, err
 	}
 	s := &Server{cfg: cfg, st: st, log: log.With("component", "api"), throttle: newThrottle(cfg.now),
-		passwords: &passwordCache{ok: map[[32]byte]time.Time{}, now: cfg.now}, metrics: m, ingest: ing}
+		passwords: &passwordCache{ok: map[[32]byte]time.Time{}, now: cfg.now}, metrics: m, ingest: ing,
+		tokens: &tokenCache{m: map[[32]byte]tokenEntry{}, now: cfg.now}}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "amrd",
 		ErrorHandler:          s.errorHandler,

@@ -123,6 +123,7 @@ func (s *Server) updateUser(c *fiber.Ctx) error {
 		return err
 	}
 	u, err := s.st.UpdateUser(c.UserContext(), id, in)
+	s.tokens.reset()
 	if err != nil {
 		return err
 	}
@@ -140,7 +141,9 @@ func (s *Server) deleteUser(c *fiber.Ctx) error {
 	if id == current(c).user.ID {
 		return errStatus(fiber.StatusConflict, "You cannot delete your own user.")
 	}
-	if err := s.st.DeleteUser(c.UserContext(), id); err != nil {
+	err = s.st.DeleteUser(c.UserContext(), id)
+	s.tokens.reset()
+	if err != nil {
 		return err
 	}
 	return c.SendStatus(fiber.StatusNoContent)

@@ -116,10 +116,10 @@ const (
 // each reading whether it was inserted, a duplicate of what is stored, or a conflict with
 // it. Nothing is overwritten. It returns only after the transaction committed.
 //
-// The common case, new readings, goes straight into the hypertable with one COPY. When
+// A large batch of new readings goes straight into the hypertable with one COPY. When
 // that meets an existing key, the COPY is rolled back to a savepoint and the rows go
-// through a temporary table and INSERT ... ON CONFLICT DO NOTHING, which sorts them into
-// the three outcomes.
+// through one INSERT ... ON CONFLICT DO NOTHING of arrays, which sorts them into the three
+// outcomes; small batches take that INSERT at once.
 func (s *Store) WriteReadings(ctx context.Context, rows []ReadingRow, staged []StagedRow) ([]Outcome, error) {
 	out := make([]Outcome, len(rows))
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -155,41 +155,47 @@ func readingSource(rows []ReadingRow) pgx.CopyFromSource {
 	})
 }
 
+// copyThreshold: from this many rows a write tries one COPY first (the fastest path for
+// new readings); smaller batches, as single-reading requests make, go straight to one
+// INSERT of arrays, which costs fewer round trips than a COPY under a savepoint.
+const copyThreshold = 1000
+
 func writeReadings(ctx context.Context, tx pgx.Tx, rows []ReadingRow, out []Outcome) error {
-	sp, err := tx.Begin(ctx) // a savepoint
-	if err != nil {
-		return err
+	if len(rows) >= copyThreshold {
+		sp, err := tx.Begin(ctx) // a savepoint, so that a key conflict keeps the transaction
+		if err != nil {
+			return err
+		}
+		_, err = sp.CopyFrom(ctx, pgx.Identifier{"meter_readings"}, readingCols, readingSource(rows))
+		if err == nil {
+			return sp.Commit(ctx) // all inserted (out is all Inserted already)
+		}
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != "23505" {
+			return fmt.Errorf("copying readings: %w", err)
+		}
+		if err := sp.Rollback(ctx); err != nil {
+			return err
+		}
 	}
-	_, err = sp.CopyFrom(ctx, pgx.Identifier{"meter_readings"}, readingCols, readingSource(rows))
-	if err == nil {
-		return sp.Commit(ctx) // all inserted
+	return insertSorting(ctx, tx, rows, out)
+}
+
+// insertSorting inserts rows with ON CONFLICT DO NOTHING and sorts each into inserted,
+// duplicate (the same value is stored) or conflict (another value is stored).
+func insertSorting(ctx context.Context, tx pgx.Tx, rows []ReadingRow, out []Outcome) error {
+	dev := make([]int32, len(rows))
+	ser := make([]int32, len(rows))
+	ts := make([]time.Time, len(rows))
+	val := make([]string, len(rows))
+	fac := make([]int64, len(rows))
+	for i := range rows {
+		dev[i], ser[i], ts[i], val[i], fac[i] = rows[i].DeviceKey, rows[i].SeriesKey, rows[i].Time, rows[i].Value.String(), rows[i].Factor
 	}
-	var pe *pgconn.PgError
-	if !errors.As(err, &pe) || pe.Code != "23505" {
-		return fmt.Errorf("copying readings: %w", err)
-	}
-	if err := sp.Rollback(ctx); err != nil {
-		return err
-	}
-	// Some keys exist already: sort the rows out through a temporary table.
-	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS ingest_batch (
-		i integer, device_key integer, series_key integer, ts timestamptz, value numeric, factor bigint) ON COMMIT DELETE ROWS`); err != nil {
-		return err
-	}
-	if _, err := tx.Exec(ctx, `TRUNCATE ingest_batch`); err != nil {
-		return err
-	}
-	_, err = tx.CopyFrom(ctx, pgx.Identifier{"ingest_batch"}, append([]string{"i"}, readingCols...),
-		pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
-			r := &rows[i]
-			return []any{int32(i), r.DeviceKey, r.SeriesKey, r.Time, numeric{&r.Value}, r.Factor}, nil
-		}))
-	if err != nil {
-		return fmt.Errorf("copying readings to the batch table: %w", err)
-	}
+	// Values travel as text and become numeric in SQL: exact, no float64.
 	ins, err := tx.Query(ctx, `INSERT INTO meter_readings (device_key, series_key, ts, value, factor)
-		SELECT device_key, series_key, ts, value, factor FROM ingest_batch ORDER BY i
-		ON CONFLICT (device_key, series_key, ts) DO NOTHING RETURNING device_key, series_key, ts`)
+		SELECT * FROM unnest($1::int4[], $2::int4[], $3::timestamptz[], $4::text[]::numeric[], $5::int8[])
+		ON CONFLICT (device_key, series_key, ts) DO NOTHING RETURNING device_key, series_key, ts`, dev, ser, ts, val, fac)
 	if err != nil {
 		return fmt.Errorf("inserting readings: %w", err)
 	}
@@ -200,12 +206,12 @@ func writeReadings(ctx context.Context, tx pgx.Tx, rows []ReadingRow, out []Outc
 	inserted := map[key]bool{}
 	for ins.Next() {
 		var k key
-		var ts time.Time
-		if err := ins.Scan(&k.d, &k.s, &ts); err != nil {
+		var t time.Time
+		if err := ins.Scan(&k.d, &k.s, &t); err != nil {
 			ins.Close()
 			return err
 		}
-		k.ts = ts.UnixMicro()
+		k.ts = t.UnixMicro()
 		inserted[k] = true
 	}
 	ins.Close()
@@ -224,20 +230,21 @@ func writeReadings(ctx context.Context, tx pgx.Tx, rows []ReadingRow, out []Outc
 	}
 	// A new statement sees what the INSERT skipped, including rows that a concurrent
 	// transaction committed while the INSERT waited for it.
-	res, err := tx.Query(ctx, `SELECT b.i FROM ingest_batch b JOIN meter_readings m
-		ON m.device_key = b.device_key AND m.series_key = b.series_key AND m.ts = b.ts
-		WHERE m.value <> b.value`)
+	res, err := tx.Query(ctx, `SELECT u.i FROM unnest($1::int4[], $2::int4[], $3::timestamptz[], $4::text[]::numeric[])
+		WITH ORDINALITY AS u(d, s, ts, v, i)
+		JOIN meter_readings m ON m.device_key = u.d AND m.series_key = u.s AND m.ts = u.ts
+		WHERE m.value <> u.v`, dev, ser, ts, val)
 	if err != nil {
 		return err
 	}
 	for res.Next() {
-		var i int32
+		var i int64
 		if err := res.Scan(&i); err != nil {
 			res.Close()
 			return err
 		}
-		if out[i] != Inserted {
-			out[i] = Conflict
+		if out[i-1] != Inserted {
+			out[i-1] = Conflict
 		}
 	}
 	res.Close()

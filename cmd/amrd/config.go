@@ -30,6 +30,7 @@ type settings struct {
 	IngestBatch         int
 	IngestFlush         time.Duration
 	IngestMaxItems      int
+	IngestFlushers      int
 	defaultZone         *time.Location
 }
 
@@ -88,6 +89,7 @@ func loadSettings(getenv func(string) string) (settings, error) {
 	s.IngestBatch = num("AMRD_INGEST_BATCH_READINGS", 10_000, 1)
 	s.IngestFlush = time.Duration(num("AMRD_INGEST_FLUSH_MS", 10, 1)) * time.Millisecond
 	s.IngestMaxItems = num("AMRD_INGEST_MAX_ITEMS", 10_000, 1)
+	s.IngestFlushers = num("AMRD_INGEST_FLUSHERS", 0, 1)
 	if s.IngestMaxItems > s.IngestQueue {
 		errs = append(errs, fmt.Errorf("AMRD_INGEST_MAX_ITEMS (%d) must not exceed AMRD_INGEST_QUEUE_READINGS (%d)", s.IngestMaxItems, s.IngestQueue))
 	}

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -152,6 +153,7 @@ func serve(ctx context.Context, cfg settings, stdout io.Writer, log *slog.Logger
 		QueueReadings:   cfg.IngestQueue,
 		BatchReadings:   cfg.IngestBatch,
 		FlushEvery:      cfg.IngestFlush,
+		Flushers:        cfg.IngestFlushers,
 		DefaultTimeZone: cfg.defaultZone,
 	}, st, log, reg)
 	if err != nil {
@@ -178,6 +180,14 @@ func serve(ctx context.Context, cfg settings, stdout io.Writer, log *slog.Logger
 	}
 	fmt.Fprintf(stdout, "amrd listening on http://%s\n", ln.Addr())
 	log.Info("listening", "component", "server", "addr", ln.Addr().String())
+	if path := os.Getenv("AMRD_CPUPROFILE"); path != "" {
+		// A CPU profile of the whole run, for performance work (go tool pprof).
+		if f, err := os.Create(path); err == nil {
+			if pprof.StartCPUProfile(f) == nil {
+				defer func() { pprof.StopCPUProfile(); f.Close() }()
+			}
+		}
+	}
 
 	// The pipeline outlives the HTTP server: on shutdown the server stops taking
 	// requests and waits for those in flight, whose readings the pipeline then commits;
@@ -320,6 +330,7 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	meters := fs.Int("meters", 10_000, "meters in the fleet (8 series each)")
 	seconds := fs.Int("seconds", 12, "seconds each case writes (at least 10)")
 	jsonPath := fs.String("json", "bench-results.json", "where to write the results as JSON")
+	only := fs.String("only", "", "comma-separated cases to run alone (a_copy,b_batches,c_single,d_naive), for tuning")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -332,6 +343,16 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	_, err = bench.Run(ctx, bench.Config{AdminURL: admin, Binary: self, Meters: *meters,
-		Duration: time.Duration(*seconds) * time.Second, JSONPath: *jsonPath}, stdout)
+		Duration: time.Duration(*seconds) * time.Second, JSONPath: *jsonPath, Only: splitList(*only)}, stdout)
 	return err
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
