@@ -331,6 +331,8 @@ func jsonType(raw json.RawMessage) string {
 		return "str"
 	case t[0] == '{':
 		return "dict"
+	case t[0] == '[':
+		return "list"
 	case t[0] == 't' || t[0] == 'f':
 		return "bool"
 	default:
