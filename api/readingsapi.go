@@ -229,11 +229,16 @@ func (s *Server) createStaged(c *fiber.Ctx) error {
 	return c.Status(fiber.StatusCreated).JSON(out)
 }
 
-func (s *Server) getStaged(c *fiber.Ctx) error {
+// stagedID checks that the caller is staff and reads the integer id of the path.
+func stagedID(c *fiber.Ctx) (int64, error) {
 	if err := staffOnly(c); err != nil {
-		return err
+		return 0, err
 	}
-	id, err := pathInt(c)
+	return pathInt(c)
+}
+
+func (s *Server) getStaged(c *fiber.Ctx) error {
+	id, err := stagedID(c)
 	if err != nil {
 		return err
 	}
@@ -245,10 +250,7 @@ func (s *Server) getStaged(c *fiber.Ctx) error {
 }
 
 func (s *Server) updateStaged(c *fiber.Ctx) error {
-	if err := staffOnly(c); err != nil {
-		return err
-	}
-	id, err := pathInt(c)
+	id, err := stagedID(c)
 	if err != nil {
 		return err
 	}
@@ -271,10 +273,7 @@ func (s *Server) updateStaged(c *fiber.Ctx) error {
 }
 
 func (s *Server) deleteStaged(c *fiber.Ctx) error {
-	if err := staffOnly(c); err != nil {
-		return err
-	}
-	id, err := pathInt(c)
+	id, err := stagedID(c)
 	if err != nil {
 		return err
 	}
