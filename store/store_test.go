@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	neturl "net/url"
 	"strings"
 	"sync"
@@ -745,20 +744,10 @@ func TestPing(t *testing.T) {
 	require.ErrorIs(t, closed.Ping(ctx), store.ErrUnavailable)
 }
 
-// closedPort returns a local TCP port that nothing listens on.
-func closedPort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	port := ln.Addr().(*net.TCPAddr).Port
-	require.NoError(t, ln.Close())
-	return port
-}
-
 func TestOpenErrorsHideThePassword(t *testing.T) {
 	t.Parallel()
 	const password = "Sup3rS3cretPassw0rd"
-	port := closedPort(t)
+	port := storetest.FreePort(t)
 	tests := []struct {
 		name string
 		url  string

@@ -119,10 +119,7 @@ func TestMigrate(t *testing.T) {
 func TestDatabaseErrorsHideThePassword(t *testing.T) {
 	t.Parallel()
 	const password = "Sup3rS3cretPassw0rd"
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	port := ln.Addr().(*net.TCPAddr).Port
-	require.NoError(t, ln.Close())
+	port := storetest.FreePort(t)
 
 	tests := []struct {
 		name string

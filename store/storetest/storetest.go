@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"testing"
@@ -126,4 +127,19 @@ func Exec(t testing.TB, dbURL, sql string, args ...any) {
 func QueryRow(t testing.TB, dbURL, sql string, dest ...any) {
 	t.Helper()
 	Query(t, dbURL, sql, nil, dest...)
+}
+
+// FreePort returns a loopback TCP port that nothing listened on a moment ago: for a
+// server the test starts there, or a database URL that nothing answers.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("finding a free port: %v", err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	if err := ln.Close(); err != nil {
+		t.Fatalf("finding a free port: %v", err)
+	}
+	return port
 }
