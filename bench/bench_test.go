@@ -1,0 +1,68 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/amrd/amrd/store/storetest"
+)
+
+func TestStream(t *testing.T) {
+	f := &fleet{devices: 3}
+	d, s, ts := f.at(0)
+	require.Equal(t, [2]int{0, 0}, [2]int{d, s})
+	require.Equal(t, epoch, ts)
+	d, s, ts = f.at(int64(3*len(seriesNames)) + 9)
+	require.Equal(t, [2]int{1, 1}, [2]int{d, s}, "the second quarter-hour, meter 1, series 1")
+	require.Equal(t, epoch.Add(interval), ts)
+	require.Equal(t, "12.345", value(12345))
+	require.Equal(t, "0.007", value(7))
+
+	var buf bytes.Buffer
+	body(&buf, f, 0, 5)
+	var items []map[string]string
+	require.NoError(t, json.Unmarshal(buf.Bytes(), &items))
+	require.Len(t, items, 5)
+	require.Equal(t, map[string]string{"meter_device_name": "bench-100000", "series_name": "1.8.0", "timestamp": "2026-01-01T00:00:00Z", "value": "0.000"}, items[0])
+}
+
+// TestRunSmall runs the whole benchmark on a tiny fleet for a moment, so that `make bench`
+// keeps working: it checks that every case wrote readings, that what amrd acknowledged is
+// what is stored (Run checks each case), and that the results file is complete. It
+// asserts no speed: speed is what `make bench` reports.
+func TestRunSmall(t *testing.T) {
+	admin := storetest.AdminURL(t)
+	bin := filepath.Join(t.TempDir(), "amrd")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/amrd")
+	build.Dir = ".."
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "building amrd: %s", out)
+	jsonPath := filepath.Join(t.TempDir(), "results.json")
+	var log bytes.Buffer
+	res, err := Run(context.Background(), Config{AdminURL: admin, Binary: bin, Meters: 50, Duration: 1500 * time.Millisecond, JSONPath: jsonPath}, &log)
+	require.NoError(t, err, "log: %s", log.String())
+	require.Len(t, res.Cases, 4)
+	for _, c := range res.Cases {
+		require.Positive(t, c.Rows, c.Name)
+		require.Positive(t, c.RowsPerSec, c.Name)
+	}
+	require.Positive(t, res.Cases[1].P99ms)
+	require.Positive(t, res.PeakRSS)
+	for _, k := range []string{"b/a", "b/d", "c/d"} {
+		require.Positive(t, res.Ratios[k], k)
+	}
+	require.Contains(t, log.String(), "ratios: b/a =")
+	raw, err := os.ReadFile(jsonPath)
+	require.NoError(t, err)
+	var back Results
+	require.NoError(t, json.Unmarshal(raw, &back))
+	require.Len(t, back.Cases, 4)
+}
