@@ -39,7 +39,7 @@ func (s *Server) newMeterReadings(c *fiber.Ctx) error {
 	if err != nil {
 		return ingestError(err)
 	}
-	rep.Rejected = mergeRejected(bad, rep.Rejected)
+	rep.Rejected = ingest.MergeRejected(bad, rep.Rejected)
 	status := fiber.StatusCreated
 	if rep.Accepted+rep.Staged+rep.Duplicates == 0 {
 		status = fiber.StatusBadRequest
@@ -60,17 +60,4 @@ func writeScope(p *principal) store.Scope {
 		}
 	}
 	return sc
-}
-
-// mergeRejected merges two index-ordered lists of rejections into one.
-func mergeRejected(a, b []ingest.ItemError) []ingest.ItemError {
-	out := make([]ingest.ItemError, 0, len(a)+len(b))
-	for len(a) > 0 && len(b) > 0 {
-		if a[0].Index < b[0].Index {
-			out, a = append(out, a[0]), a[1:]
-		} else {
-			out, b = append(out, b[0]), b[1:]
-		}
-	}
-	return append(append(out, a...), b...)
 }

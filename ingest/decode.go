@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -29,9 +31,27 @@ type Stamp struct {
 }
 
 // ItemError says why one item of a request was not taken: field name to messages.
+// Reason is a short key for counting rejections by cause, not sent to clients: the
+// pipeline's rows_rejected label ("series_not_allowed", "local_time", ...), "conflict",
+// or for a bad record "bad_" or "missing_" and its fields ("bad_value").
 type ItemError struct {
 	Index  int                 `json:"index"`
 	Errors map[string][]string `json:"errors"`
+	Reason string              `json:"-"`
+}
+
+// MergeRejected merges two lists of rejections ordered by index into one: those of
+// decoding and those of the pipeline.
+func MergeRejected(a, b []ItemError) []ItemError {
+	out := make([]ItemError, 0, len(a)+len(b))
+	for len(a) > 0 && len(b) > 0 {
+		if a[0].Index < b[0].Index {
+			out, a = append(out, a[0]), a[1:]
+		} else {
+			out, b = append(out, b[0]), b[1:]
+		}
+	}
+	return append(append(out, a...), b...)
 }
 
 // RequestError rejects a whole request (not JSON, wrong shape, too many items).
@@ -93,9 +113,10 @@ func Decode(body []byte, maxItems int) (good []Reading, index []int, bad []ItemE
 	good = make([]Reading, 0, len(items))
 	index = make([]int, 0, len(items))
 	for i, raw := range items {
-		r, errs := decodeItem(raw)
-		if len(errs) > 0 {
-			bad = append(bad, ItemError{Index: i, Errors: errs})
+		r, e := decodeItem(raw)
+		if e != nil {
+			e.Index = i
+			bad = append(bad, *e)
 			continue
 		}
 		good = append(good, r)
@@ -104,88 +125,162 @@ func Decode(body []byte, maxItems int) (good []Reading, index []int, bad []ItemE
 	return good, index, bad, nil
 }
 
-func decodeItem(raw json.RawMessage) (Reading, map[string][]string) {
-	errs := map[string][]string{}
-	var w wireReading
+func decodeItem(raw json.RawMessage) (Reading, *ItemError) {
 	if t := bytes.TrimSpace(raw); len(t) == 0 || t[0] != '{' {
-		errs["non_field_errors"] = []string{"Invalid data. Expected a dictionary."}
-		return Reading{}, errs
+		return Reading{}, &ItemError{Errors: map[string][]string{"non_field_errors": {"Invalid data. Expected a dictionary."}}, Reason: "bad_item"}
 	}
+	var w wireReading
 	if err := json.Unmarshal(raw, &w); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) && te.Field != "" {
-			errs[te.Field] = []string{"Not a valid string."}
-		} else {
-			errs["non_field_errors"] = []string{"Invalid data."}
+			return Reading{}, &ItemError{Errors: map[string][]string{te.Field: {"Not a valid string."}}, Reason: "bad_" + te.Field}
 		}
-		return Reading{}, errs
+		return Reading{}, &ItemError{Errors: map[string][]string{"non_field_errors": {"Invalid data."}}, Reason: "bad_item"}
+	}
+	value, msg := jsonValue(w.Value)
+	r, e := Fields{Device: either(w.MeterDeviceName, w.Meter), Series: either(w.SeriesName, w.Series),
+		Timestamp: w.Timestamp, Value: value}.Parse()
+	if msg != "" {
+		// value is nil, so Parse said "required": say what was wrong with it instead.
+		e.Errors["value"] = []string{msg}
+		e.Reason = reason(e.Errors)
+	}
+	return r, e
+}
+
+// either returns a field given under its contract name, else under its message-bus alias.
+func either(v, alias *string) *string {
+	if v == nil {
+		return alias
+	}
+	return v
+}
+
+// Fields are one reading's fields as text, before they are checked; nil is a field that
+// was not sent. The value is the text of a decimal: a JSON number as written, a JSON
+// string's content, a CSV cell.
+type Fields struct {
+	Device, Series, Timestamp, Value *string
+}
+
+// Parse checks the fields and returns the reading, or an ItemError (Index left 0 for the
+// caller to set) with every bad field's message, exactly as new-meter-readings reports
+// them: both the API and `amrd import readings` read records through it.
+func (f Fields) Parse() (Reading, *ItemError) {
+	var errs map[string][]string
+	add := func(field, msg string) {
+		if errs == nil {
+			errs = map[string][]string{}
+		}
+		errs[field] = []string{msg}
 	}
 	var r Reading
-	r.Device = name(errs, "meter_device_name", w.MeterDeviceName, w.Meter)
-	r.Series = name(errs, "series_name", w.SeriesName, w.Series)
-	if w.Timestamp == nil {
-		errs["timestamp"] = []string{"This field is required."}
-	} else if st, err := ParseStamp(*w.Timestamp); err != nil {
-		errs["timestamp"] = []string{err.Error()}
+	var msg string
+	if r.Device, msg = name(f.Device); msg != "" {
+		add("meter_device_name", msg)
+	}
+	if r.Series, msg = name(f.Series); msg != "" {
+		add("series_name", msg)
+	}
+	if f.Timestamp == nil {
+		add("timestamp", msgRequired)
+	} else if st, err := ParseStamp(*f.Timestamp); err != nil {
+		add("timestamp", err.Error())
 	} else {
 		r.Time = st
 	}
-	if msg := ParseValue(w.Value, &r.Value); msg != "" {
-		errs["value"] = []string{msg}
+	if f.Value == nil {
+		add("value", msgRequired)
+	} else if msg := ParseDecimal(*f.Value, &r.Value); msg != "" {
+		add("value", msg)
 	}
-	if len(errs) > 0 {
-		return Reading{}, errs
+	if errs != nil {
+		return Reading{}, &ItemError{Errors: errs, Reason: reason(errs)}
 	}
 	return r, nil
 }
 
-// name reads a name given under its contract field or its message-bus alias.
-func name(errs map[string][]string, field string, v, alias *string) string {
-	if v == nil {
-		v = alias
+const msgRequired = "This field is required."
+
+// reason names the cause of a record's rejection for counting: "missing_" or "bad_" and
+// the field, several joined with "+" in field order ("bad_timestamp+missing_value").
+func reason(errs map[string][]string) string {
+	fields := slices.Sorted(maps.Keys(errs))
+	for i, field := range fields {
+		if msgs := errs[field]; len(msgs) == 1 && msgs[0] == msgRequired {
+			fields[i] = "missing_" + field
+		} else {
+			fields[i] = "bad_" + field
+		}
 	}
+	return strings.Join(fields, "+")
+}
+
+// name checks a device or series name; it returns the name, or a message saying why it
+// is not one.
+func name(v *string) (string, string) {
 	switch {
 	case v == nil:
-		errs[field] = []string{"This field is required."}
+		return "", msgRequired
 	case strings.TrimSpace(*v) == "":
-		errs[field] = []string{"This field may not be blank."}
+		return "", "This field may not be blank."
 	case len([]rune(*v)) > maxNameLen:
-		errs[field] = []string{"Ensure this field has no more than 50 characters."}
+		return "", "Ensure this field has no more than 50 characters."
 	case strings.ContainsRune(*v, 0):
-		errs[field] = []string{"Null characters are not allowed."}
-	default:
-		return strings.Clone(*v)
+		return "", "Null characters are not allowed."
 	}
-	return ""
+	return strings.Clone(*v), ""
 }
 
 // ParseValue reads an exact decimal from a JSON number or string into d; it returns a
 // client-facing message when the value is missing, not a finite decimal, or beyond what
 // PostgreSQL's numeric holds. No float64 is involved at any point.
 func ParseValue(raw json.RawMessage, d *apd.Decimal) string {
+	text, msg := jsonValue(raw)
+	switch {
+	case msg != "":
+		return msg
+	case text == nil:
+		return msgRequired
+	}
+	return ParseDecimal(*text, d)
+}
+
+// jsonValue returns the text of a JSON value that may hold a decimal (a number as
+// written, a string's content), nil for a value not sent, or a message saying why the
+// value cannot be one.
+func jsonValue(raw json.RawMessage) (*string, string) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 {
-		return "This field is required."
+		return nil, ""
 	}
 	text := string(raw)
 	switch raw[0] {
 	case 'n':
-		return "This field may not be null."
+		return nil, "This field may not be null."
 	case '"':
 		s, err := strconv.Unquote(text)
 		if err != nil {
-			var js string
-			if json.Unmarshal(raw, &js) != nil {
-				return "A valid number is required."
+			if json.Unmarshal(raw, &s) != nil {
+				return nil, msgNotNumber
 			}
-			s = js
 		}
-		text = strings.TrimSpace(s)
+		text = s
 	case 't', 'f', '[', '{':
-		return "A valid number is required."
+		return nil, msgNotNumber
 	}
+	return &text, ""
+}
+
+const msgNotNumber = "A valid number is required."
+
+// ParseDecimal reads an exact decimal from text (spaces around it ignored) into d; it
+// returns a client-facing message when the text is not a finite decimal or is beyond
+// what PostgreSQL's numeric holds.
+func ParseDecimal(text string, d *apd.Decimal) string {
+	text = strings.TrimSpace(text)
 	if text == "" {
-		return "A valid number is required."
+		return msgNotNumber
 	}
 	_, _, err := d.SetString(text)
 	if err != nil && strings.Contains(err.Error(), "exponent") {

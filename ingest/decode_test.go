@@ -60,6 +60,69 @@ func TestDecode(t *testing.T) {
 	}
 }
 
+func TestFieldsParse(t *testing.T) {
+	str := func(s string) *string { return &s }
+	tests := []struct {
+		name   string
+		f      Fields
+		errs   map[string]string // field -> part of its message
+		reason string
+	}{
+		{name: "good", f: Fields{str("m1"), str("1.8.0"), str("2026-11-26 10:15"), str(" 0012.50 ")}},
+		{name: "nothing sent", f: Fields{},
+			errs:   map[string]string{"meter_device_name": "required", "series_name": "required", "timestamp": "required", "value": "required"},
+			reason: "missing_meter_device_name+missing_series_name+missing_timestamp+missing_value"},
+		{name: "bad value and timestamp", f: Fields{str("m1"), str("s"), str("noon"), str("NaN")},
+			errs: map[string]string{"timestamp": "wrong format", "value": "finite"}, reason: "bad_timestamp+bad_value"},
+		{name: "blank and long names", f: Fields{str(" "), str(strings.Repeat("x", 51)), str("2026-11-26T10:15:00Z"), str("1")},
+			errs: map[string]string{"meter_device_name": "blank", "series_name": "50 characters"}, reason: "bad_meter_device_name+bad_series_name"},
+		{name: "value missing", f: Fields{str("m1"), str("s"), str("2026-11-26T10:15:00Z"), nil},
+			errs: map[string]string{"value": "required"}, reason: "missing_value"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r, e := tc.f.Parse()
+			if tc.errs == nil {
+				require.Nil(t, e)
+				require.Equal(t, "m1", r.Device)
+				require.Equal(t, "12.50", r.Value.String())
+				require.False(t, r.Time.HasOffset)
+				return
+			}
+			require.NotNil(t, e)
+			require.Len(t, e.Errors, len(tc.errs))
+			for f, want := range tc.errs {
+				require.Len(t, e.Errors[f], 1)
+				require.Contains(t, e.Errors[f][0], want)
+			}
+			require.Equal(t, tc.reason, e.Reason)
+		})
+	}
+}
+
+func TestDecodeReasons(t *testing.T) {
+	_, _, bad, err := Decode([]byte(`[5, {"meter":1}, {"meter":"m","series":"s","timestamp":"2026-11-26T10:15:00Z","value":null},
+		{"meter":"m","series":"s","timestamp":"2026-11-26T10:15:00Z"}, {"meter":"m","series":"s","timestamp":"x","value":true}]`), 10)
+	require.NoError(t, err)
+	var reasons []string
+	for _, b := range bad {
+		reasons = append(reasons, b.Reason)
+	}
+	require.Equal(t, []string{"bad_item", "bad_meter", "bad_value", "missing_value", "bad_timestamp+bad_value"}, reasons)
+	require.Equal(t, []string{"This field may not be null."}, bad[2].Errors["value"])
+}
+
+func TestMergeRejected(t *testing.T) {
+	e := func(i int) ItemError { return ItemError{Index: i} }
+	got := MergeRejected([]ItemError{e(0), e(3), e(4)}, []ItemError{e(1), e(2), e(5), e(6)})
+	var idx []int
+	for _, g := range got {
+		idx = append(idx, g.Index)
+	}
+	require.Equal(t, []int{0, 1, 2, 3, 4, 5, 6}, idx)
+	require.Empty(t, MergeRejected(nil, nil))
+}
+
 func TestParseValue(t *testing.T) {
 	tests := []struct {
 		raw, want, msg string
@@ -162,6 +225,7 @@ func FuzzDecode(f *testing.F) {
 		for _, b := range bad {
 			require.False(t, seen[b.Index], "item %d both good and bad", b.Index)
 			require.NotEmpty(t, b.Errors)
+			require.NotEmpty(t, b.Reason)
 			seen[b.Index] = true
 		}
 		for i := range seen {

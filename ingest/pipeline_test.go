@@ -136,12 +136,15 @@ func TestValidationAndOutcomes(t *testing.T) {
 	require.Equal(t, 1, rep.Duplicates)
 	require.Equal(t, 1, rep.Conflicts)
 	got := map[int]string{}
+	reasons := map[int]string{}
 	for _, r := range rep.Rejected {
 		for f := range r.Errors {
 			got[r.Index] = f
 		}
+		reasons[r.Index] = r.Reason
 	}
 	require.Equal(t, map[int]string{3: "series_name", 4: "meter_device_name", 6: "timestamp", 8: "value"}, got)
+	require.Equal(t, map[int]string{3: "series_not_allowed", 4: "no_config", 6: "local_time", 8: ReasonConflict}, reasons)
 
 	w.mu.Lock()
 	require.Equal(t, "1.5x100ns", w.stored[[3]int64{1, 10, time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC).UnixMicro()}])

@@ -137,7 +137,7 @@ func (p *Pipeline) write(ctx context.Context, batch []*job) error {
 			if d == nil {
 				t, err := r.Time.In(p.cfg.DefaultTimeZone)
 				if err != nil {
-					p.reject(j, i, "timestamp", err.Error(), "timestamp")
+					p.reject(j, i, "timestamp", err.Error(), "local_time")
 					continue
 				}
 				staged = append(staged, store.StagedRow{Device: r.Device, Series: r.Series, Time: t, Value: r.Value})
@@ -185,6 +185,10 @@ func (p *Pipeline) write(ctx context.Context, batch []*job) error {
 	return nil
 }
 
+// ReasonConflict is the Reason of a reading refused because another value is stored for
+// its key (counted in Report.Conflicts, listed in Report.Rejected).
+const ReasonConflict = "conflict"
+
 func (p *Pipeline) settle(r ref, o store.Outcome) {
 	switch o {
 	case store.Inserted:
@@ -197,12 +201,13 @@ func (p *Pipeline) settle(r ref, o store.Outcome) {
 		r.job.report.Conflicts++
 		p.m.conflicts.Inc()
 		r.job.report.Rejected = append(r.job.report.Rejected, ItemError{Index: r.job.index[r.i], Errors: map[string][]string{
-			"value": {"A different value is already stored for this meter device, series and timestamp; it was not overwritten."}}})
+			"value": {"A different value is already stored for this meter device, series and timestamp; it was not overwritten."}},
+			Reason: ReasonConflict})
 	}
 }
 
 func (p *Pipeline) reject(j *job, i int, field, msg, reason string) {
-	j.report.Rejected = append(j.report.Rejected, ItemError{Index: j.index[i], Errors: map[string][]string{field: {msg}}})
+	j.report.Rejected = append(j.report.Rejected, ItemError{Index: j.index[i], Errors: map[string][]string{field: {msg}}, Reason: reason})
 	p.m.rejected.WithLabelValues(reason).Inc()
 }
 
@@ -222,12 +227,13 @@ func (p *Pipeline) validate(d *store.DeviceInfo, r *Reading) (row store.ReadingR
 	if d.TimeZone != "" {
 		var err error
 		if loc, err = p.zone(d.TimeZone); err != nil {
-			return row, "timestamp", fmt.Sprintf("The time zone %q of the device's config is not known to amrd.", d.TimeZone), "timestamp"
+			return row, "timestamp", fmt.Sprintf("The time zone %q of the device's config is not known to amrd.", d.TimeZone), "unknown_time_zone"
 		}
 	}
 	t, err := r.Time.In(loc)
 	if err != nil {
-		return row, "timestamp", err.Error(), "timestamp"
+		// A civil time skipped or repeated by a DST change in the device's zone.
+		return row, "timestamp", err.Error(), "local_time"
 	}
 	factor := int64(1)
 	if s.CT {

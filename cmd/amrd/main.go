@@ -37,13 +37,29 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first signal asks for a clean stop; a second one ends the process at once.
+	go func() { <-ctx.Done(); stop() }()
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv)
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "amrd:", err)
-		os.Exit(1)
+		code := 1
+		var ee *exitError
+		if errors.As(err, &ee) {
+			code = ee.code
+		}
+		os.Exit(code)
 	}
 }
+
+// exitError asks main for an exit status other than 1.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
 
 const usage = `amrd: an open back end for Automatic Meter Reading.
 
@@ -58,6 +74,10 @@ Commands:
   amrd bench [-meters N] [-seconds S] [-json FILE]
                                     the ingestion benchmark against AMRD_BENCH_DATABASE_URL
                                     (use 'make bench', which starts a database for it)
+  amrd import readings [-skip N] [-rejects FILE] [-show N] FILE.csv[.gz]
+                                    import readings from CSV (FILE - reads standard input)
+                                    through the ingest pipeline; exit status 2 when rows
+                                    were rejected or conflicted
   amrd tsdb provision|start NAME PORT|url NAME|stop NAME|destroy NAME|status NAME
                                     a local TimescaleDB in a Debian trixie chroot (root only)
 
@@ -108,6 +128,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return userCmd(ctx, cfg, log, args[1:], stdin, stdout)
 	case "token":
 		return tokenCmd(ctx, cfg, log, args[1:], stdout)
+	case "import":
+		return importCmd(ctx, cfg, log, args[1:], stdin, stdout, stderr)
 	}
 	return fmt.Errorf("unknown command %q\n\n%s", args[0], usage)
 }
@@ -139,23 +161,13 @@ func serve(ctx context.Context, cfg settings, stdout io.Writer, log *slog.Logger
 		return err
 	}
 	defer st.Close()
-	pending, err := st.PendingMigrations(ctx)
-	if err != nil {
+	if err := checkSchema(ctx, st); err != nil {
 		return err
-	}
-	if len(pending) > 0 {
-		return fmt.Errorf("the database schema is behind this binary (pending migrations %v): run 'amrd migrate' first", pending)
 	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), st.PoolCollector())
-	pipe, err := ingest.New(ingest.Config{
-		QueueReadings:   cfg.IngestQueue,
-		BatchReadings:   cfg.IngestBatch,
-		FlushEvery:      cfg.IngestFlush,
-		Flushers:        cfg.IngestFlushers,
-		DefaultTimeZone: cfg.defaultZone,
-	}, st, log, reg)
+	pipe, err := newPipeline(cfg, st, log, reg)
 	if err != nil {
 		return err
 	}
@@ -192,10 +204,7 @@ func serve(ctx context.Context, cfg settings, stdout io.Writer, log *slog.Logger
 	// The pipeline outlives the HTTP server: on shutdown the server stops taking
 	// requests and waits for those in flight, whose readings the pipeline then commits;
 	// only then does the pool close (deferred above).
-	pctx, stopPipe := context.WithCancel(context.Background())
-	pipeDone := make(chan struct{})
-	go func() { _ = pipe.Run(pctx); close(pipeDone) }()
-	defer func() { stopPipe(); <-pipeDone }()
+	defer startPipeline(pipe)()
 
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
@@ -213,6 +222,38 @@ func serve(ctx context.Context, cfg settings, stdout io.Writer, log *slog.Logger
 	<-done
 	log.Info("stopped", "component", "server")
 	return nil
+}
+
+// checkSchema refuses a database whose schema is behind this binary.
+func checkSchema(ctx context.Context, st *store.Store) error {
+	pending, err := st.PendingMigrations(ctx)
+	if err != nil {
+		return err
+	}
+	if len(pending) > 0 {
+		return fmt.Errorf("the database schema is behind this binary (pending migrations %v): run 'amrd migrate' first", pending)
+	}
+	return nil
+}
+
+// newPipeline builds the ingest pipeline from the settings (serve and import share it).
+func newPipeline(cfg settings, st *store.Store, log *slog.Logger, reg prometheus.Registerer) (*ingest.Pipeline, error) {
+	return ingest.New(ingest.Config{
+		QueueReadings:   cfg.IngestQueue,
+		BatchReadings:   cfg.IngestBatch,
+		FlushEvery:      cfg.IngestFlush,
+		Flushers:        cfg.IngestFlushers,
+		DefaultTimeZone: cfg.defaultZone,
+	}, st, log, reg)
+}
+
+// startPipeline runs the pipeline until the returned stop is called; stop returns once
+// everything the pipeline accepted is committed.
+func startPipeline(pipe *ingest.Pipeline) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = pipe.Run(ctx); close(done) }()
+	return func() { cancel(); <-done }
 }
 
 // bootstrap creates the first staff user, "admin", with a random password and a token,

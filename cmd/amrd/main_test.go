@@ -16,11 +16,21 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/amrd/amrd/store"
 	"github.com/amrd/amrd/store/storetest"
 )
+
+// TestMain fails the package if a command leaves goroutines running (an import's
+// submitters and pipeline, serve's server). fasthttp's two background goroutines are
+// not leaks (see api/main_test.go).
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"))
+}
 
 // testSecret is a SECRET_KEY long enough for serve (32 characters or more).
 const testSecret = "test-secret-key-0123456789abcdefghij"
