@@ -31,6 +31,7 @@ type settings struct {
 	IngestFlush         time.Duration
 	IngestMaxItems      int
 	IngestFlushers      int
+	CPUProfile          string
 	defaultZone         *time.Location
 }
 
@@ -46,6 +47,7 @@ func loadSettings(getenv func(string) string) (settings, error) {
 		DefaultMeterTZ: or(getenv("DEFAULT_METER_TIMEZONE"), "UTC"),
 		Listen:         or(getenv("AMRD_LISTEN"), "127.0.0.1:8000"),
 		LogLevel:       or(getenv("AMRD_LOG_LEVEL"), "info"),
+		CPUProfile:     getenv("AMRD_CPUPROFILE"),
 	}
 	var errs []error
 	num := func(name string, def int, min int) int {

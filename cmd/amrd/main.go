@@ -192,7 +192,7 @@ func serve(ctx context.Context, cfg settings, stdout io.Writer, log *slog.Logger
 	}
 	fmt.Fprintf(stdout, "amrd listening on http://%s\n", ln.Addr())
 	log.Info("listening", "component", "server", "addr", ln.Addr().String())
-	if path := os.Getenv("AMRD_CPUPROFILE"); path != "" {
+	if path := cfg.CPUProfile; path != "" {
 		// A CPU profile of the whole run, for performance work (go tool pprof).
 		if f, err := os.Create(path); err == nil {
 			if pprof.StartCPUProfile(f) == nil {
