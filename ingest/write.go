@@ -140,7 +140,11 @@ func (p *Pipeline) write(ctx context.Context, batch []*job) error {
 					p.reject(j, i, "timestamp", err.Error(), "local_time")
 					continue
 				}
-				staged = append(staged, store.StagedRow{Device: r.Device, Series: r.Series, Time: t, Value: r.Value})
+				sr := store.StagedRow{Device: r.Device, Series: r.Series, Time: t, Value: r.Value}
+				if !r.Time.HasOffset {
+					sr.Civil = r.Time.T // promotion reads it in the device config's zone
+				}
+				staged = append(staged, sr)
 				stagedRefs = append(stagedRefs, ref{j, i})
 				continue
 			}

@@ -100,6 +100,9 @@ type StagedRow struct {
 	Series string
 	Time   time.Time
 	Value  apd.Decimal
+	// Civil is the wall-clock time of a reading sent without a UTC offset (its fields, in
+	// UTC's location), which promotion reads in the device config's zone; zero otherwise.
+	Civil time.Time
 }
 
 // Outcome is what became of one ReadingRow.
@@ -129,10 +132,14 @@ func (s *Store) WriteReadings(ctx context.Context, rows []ReadingRow, staged []S
 			}
 		}
 		if len(staged) > 0 {
-			_, err := tx.CopyFrom(ctx, pgx.Identifier{"staged_meter_readings"}, []string{"meter_device_name", "series_name", "ts", "value"},
+			_, err := tx.CopyFrom(ctx, pgx.Identifier{"staged_meter_readings"}, []string{"meter_device_name", "series_name", "ts", "local_time", "value"},
 				pgx.CopyFromSlice(len(staged), func(i int) ([]any, error) {
 					r := &staged[i]
-					return []any{r.Device, r.Series, r.Time, numeric{&r.Value}}, nil
+					var civil any // NULL unless sent without an offset
+					if !r.Civil.IsZero() {
+						civil = r.Civil
+					}
+					return []any{r.Device, r.Series, r.Time, civil, numeric{&r.Value}}, nil
 				}))
 			if err != nil {
 				return fmt.Errorf("staging readings: %w", err)

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -162,6 +163,10 @@ func TestPromoteStaged(t *testing.T) {
 		stage("other", 0, "4"),   // not in the config: stays
 		stage("1.8.0", 0, "1.0"), // repeat, same value: absorbed
 		stage("1.8.0", 15, "9"),  // repeat, another value: conflicts, stays
+		// sent without offset: wall clock 12:00, staged at the default zone (UTC here)
+		{Device: "m9", Series: "1.8.0", Time: t0.Add(2 * time.Hour), Civil: t0.Add(2 * time.Hour), Value: apdDec(t, "5")},
+		// a wall clock that Stockholm skips (spring forward): stays staged
+		{Device: "m9", Series: "1.8.0", Time: time.Date(2026, 3, 29, 2, 30, 0, 0, time.UTC), Civil: time.Date(2026, 3, 29, 2, 30, 0, 0, time.UTC), Value: apdDec(t, "6")},
 	})
 	require.NoError(t, err)
 	storetest.Exec(t, url, `INSERT INTO meter_devices (organization_id, name, protocol, type_id, has_current_transformer, current_transformer_ratio)
@@ -180,16 +185,18 @@ func TestPromoteStaged(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	require.Equal(t, int64(3), written[0]+written[1])
-	require.Equal(t, int64(4), cleared[0]+cleared[1])
+	require.Equal(t, int64(4), written[0]+written[1], "written %v cleared %v", written, cleared)
+	require.Equal(t, int64(5), cleared[0]+cleared[1])
 
 	var n int
 	var factor int64
 	storetest.QueryRow(t, url, `SELECT count(*)::int FROM meter_readings r JOIN meter_devices d ON d.key = r.device_key WHERE d.name = 'm9'`, &n)
-	require.Equal(t, 3, n)
+	require.Equal(t, 4, n)
+	storetest.QueryRow(t, url, fmt.Sprintf(`SELECT count(*)::int FROM meter_readings WHERE ts = '%s'`, t0.Add(time.Hour).Format(time.RFC3339)), &n)
+	require.Equal(t, 1, n, "12:00 Stockholm wall clock is 11:00Z, read in the config's zone at promotion")
 	storetest.QueryRow(t, url, `SELECT r.factor FROM meter_readings r JOIN meter_devices d ON d.key = r.device_key
 		JOIN meter_reading_series s ON s.key = r.series_key WHERE d.name = 'm9' AND s.name = '2.8.0'`, &factor)
 	require.Equal(t, int64(10), factor, "CT 10; the device has no VT")
 	storetest.QueryRow(t, url, `SELECT count(*)::int FROM staged_meter_readings`, &n)
-	require.Equal(t, 2, n, "the series not allowed and the conflict stay staged")
+	require.Equal(t, 3, n, "the series not allowed, the conflict and the skipped wall clock stay staged")
 }

@@ -137,19 +137,25 @@ func refuseDeviceName(ctx context.Context, q querier, name string) error {
 // The staged rows are locked (FOR UPDATE), so two promotions of one name take turns and
 // the second finds nothing left. Validation is the pipeline's: the series must be in the
 // device's config (device -> type -> config -> series), the CT/VT factor is the device's
-// now. A reading that is already stored with the same value is absorbed; one that
+// now, and a reading sent without a UTC offset is read in the config's time zone (one the
+// zone skips stays staged; one it repeats takes PostgreSQL's reading, the standard time). A reading that is already stored with the same value is absorbed; one that
 // conflicts, or whose series is not allowed, stays staged until it expires.
 const promoteSQL = `
 WITH cand AS (
-	SELECT st.id, d.key AS device_key, s.key AS series_key, st.ts, st.value,
+	SELECT st.id, d.key AS device_key, s.key AS series_key, st.value,
+		-- a wall-clock time is read in the config's zone now that the device has one
+		CASE WHEN st.local_time IS NULL THEN st.ts ELSE st.local_time AT TIME ZONE c.timezone END AS ts,
 		(CASE WHEN s.affected_by_ct_ratio AND d.has_current_transformer THEN d.current_transformer_ratio ELSE 1 END)::bigint *
 		(CASE WHEN s.affected_by_vt_ratio AND d.has_voltage_transformer THEN d.voltage_transformer_ratio ELSE 1 END)::bigint AS factor
 	FROM staged_meter_readings st
 	JOIN meter_devices d ON d.name = st.meter_device_name
 	JOIN meter_device_types t ON t.id = d.type_id
-	JOIN meter_device_config_series cs ON cs.config_id = t.config_id
+	JOIN meter_device_configs c ON c.id = t.config_id
+	JOIN meter_device_config_series cs ON cs.config_id = c.id
 	JOIN meter_reading_series s ON s.id = cs.series_id AND s.name = st.series_name
 	WHERE st.meter_device_name = $1
+	-- a wall-clock time that the zone skips (DST) does not round-trip: it stays staged
+	AND (st.local_time IS NULL OR (st.local_time AT TIME ZONE c.timezone) AT TIME ZONE c.timezone = st.local_time)
 	FOR UPDATE OF st
 ), first AS (
 	-- one row per key: the oldest staged one wins, later ones with another value conflict
