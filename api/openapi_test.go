@@ -222,7 +222,7 @@ func TestServedResponsesMatchSchema(t *testing.T) {
 	const members, member = "/v1/organizations/memberships/", "/v1/organizations/memberships/{id}"
 	check("membership create", "POST", members, members, staff, map[string]any{"organization": orgC, "user": e.loner.ID, "role": "editor"}, 201)
 	mid := id()
-	check("membership duplicate", "POST", members, members, staff, map[string]any{"organization": orgC, "user": e.loner.ID}, 409)
+	check("membership duplicate", "POST", members, members, staff, map[string]any{"organization": orgC, "user": e.loner.ID}, 400)
 	check("membership bad role", "POST", members, members, staff, map[string]any{"organization": orgC, "user": e.loner.ID, "role": "owner"}, 400)
 	check("memberships list", "GET", members, members, viewer, nil, 200)
 	check("membership read", "GET", member, members+mid, staff, nil, 200)
@@ -238,7 +238,7 @@ func TestServedResponsesMatchSchema(t *testing.T) {
 	check("user create, short password", "POST", users, users, staff, map[string]any{"username": "new", "password": "short"}, 400)
 	check("user create", "POST", users, users, staff, map[string]any{"username": "new", "password": "long-enough-secret", "email": "n@example.org"}, 201)
 	uid := id()
-	check("user duplicate", "POST", users, users, staff, map[string]any{"username": "new", "password": "long-enough-secret"}, 409)
+	check("user duplicate", "POST", users, users, staff, map[string]any{"username": "new", "password": "long-enough-secret"}, 400)
 	check("user read", "GET", user, users+uid, staff, nil, 200)
 	check("user put", "PUT", user, users+uid, staff, map[string]any{"username": "newer"}, 200)
 	check("user patch", "PATCH", user, users+uid, staff, map[string]any{"first_name": "Ada", "password": "another-long-secret"}, 200)

@@ -248,7 +248,8 @@ func TestMemberships(t *testing.T) {
 	id := itoa(int64(m["id"].(float64)))
 
 	r = e.do("POST", "/v1/organizations/memberships/", e.token(), map[string]any{"organization": a, "user": e.loner.ID})
-	require.Equal(t, 409, r.status, "duplicate membership: %s", r.body)
+	require.Equal(t, 400, r.status, "duplicate membership: %s", r.body)
+	require.Contains(t, r.json(t), "user")
 
 	r = e.do("PATCH", "/v1/organizations/memberships/"+id, e.token(), map[string]any{"role": "editor"})
 	require.Equal(t, 200, r.status)
@@ -317,7 +318,7 @@ func TestUsersAPI(t *testing.T) {
 		{"short password", map[string]any{"username": "x1", "password": "short"}, "password"},
 		{"missing password", map[string]any{"username": "x2"}, "password"},
 		{"bad username", map[string]any{"username": "a b", "password": "long-enough-1"}, "username"},
-		{"duplicate username", map[string]any{"username": "newbie", "password": "long-enough-1"}, ""},
+		{"duplicate username", map[string]any{"username": "newbie", "password": "long-enough-1"}, "username"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

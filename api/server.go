@@ -130,9 +130,13 @@ func New(cfg Config, st Store, ing Ingester, log *slog.Logger, reg prometheus.Re
 		passwords: &passwordCache{ok: map[[32]byte]time.Time{}, now: cfg.now}, metrics: m, ingest: ing,
 		tokens: &tokenCache{m: map[[32]byte]tokenEntry{}, now: cfg.now}}
 	s.app = fiber.New(fiber.Config{
-		AppName:               "amrd",
-		ErrorHandler:          s.errorHandler,
-		BodyLimit:             cfg.BodyLimit,
+		AppName:      "amrd",
+		ErrorHandler: s.errorHandler,
+		// fasthttp refuses a body over its limit before reading it and closes the
+		// connection with the body unread, which clients may see as a reset instead of
+		// the 413. So it reads up to 1 MiB more than amrd takes, and amrd answers 413
+		// itself (limitBody) on a connection that stays usable.
+		BodyLimit:             cfg.BodyLimit + 1<<20,
 		DisableStartupMessage: true,
 		StrictRouting:         false, // every route answers with or without a trailing slash
 		CaseSensitive:         true,
@@ -146,6 +150,7 @@ func New(cfg Config, st Store, ing Ingester, log *slog.Logger, reg prometheus.Re
 	s.app.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: func(c *fiber.Ctx, e any) {
 		s.log.Error("panic in a handler", "method", c.Method(), "path", c.Path(), "panic", fmt.Sprint(e), "stack", string(debug.Stack()))
 	}}))
+	s.app.Use(s.limitBody)
 	s.app.Use(cors.New(s.corsConfig()))
 	s.routes()
 	return s, nil
@@ -213,6 +218,14 @@ func (s *Server) observe(c *fiber.Ctx) error {
 	s.log.Log(ctx, lvl, "request", "method", c.Method(), "path", c.Path(), "route", route,
 		"status", status, "duration_ms", float64(dur.Microseconds())/1000, "remote", c.IP())
 	return nil
+}
+
+// limitBody answers 413 for a body larger than BodyLimit.
+func (s *Server) limitBody(c *fiber.Ctx) error {
+	if len(c.Request().Body()) > s.cfg.BodyLimit {
+		return fiber.ErrRequestEntityTooLarge
+	}
+	return c.Next()
 }
 
 type httpMetrics struct {

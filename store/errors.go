@@ -37,18 +37,14 @@ func (e *ConflictError) Error() string { return e.Msg }
 // Unwrap makes errors.Is(err, ErrConflict) true.
 func (e *ConflictError) Unwrap() error { return ErrConflict }
 
-// uniqueFields names the field behind a unique constraint, where the default rule
-// (the constraint name without table prefix and "_key") would not read well.
-var uniqueFields = map[string]string{
-	"memberships_organization_id_user_id_key":       "user",
-	"meter_reading_series_organization_id_name_key": "name",
-}
-
-// uniqueAsField lists unique constraints whose violation is a 400 naming the field, as
-// DRF's unique validators answer, rather than a 409: a meter device name is chosen by the
-// client and unique across the installation, so a taken one is a field error to fix.
+// uniqueAsField says, for each unique constraint, which field a violation names and how.
+// A taken name or a repeated membership is a 400 naming the field, as DRF's unique
+// validators answer Utilitarian's clients: it is the client's value to fix.
 var uniqueAsField = map[string]FieldError{
-	"meter_devices_name_key": {Field: "name", Msg: "A meter device with this name already exists."},
+	"users_username_key":                            {Field: "username", Msg: "A user with that username already exists."},
+	"memberships_organization_id_user_id_key":       {Field: "user", Msg: "This user is already a member of this organization."},
+	"meter_reading_series_organization_id_name_key": {Field: "name", Msg: "A meter reading series with this name already exists in this organization."},
+	"meter_devices_name_key":                        {Field: "name", Msg: "A meter device with this name already exists."},
 }
 
 // referrers names, for a table that a delete was refused on, what depends on the row.
@@ -88,12 +84,9 @@ func mapErr(op string, err error) error {
 			if fe, ok := uniqueAsField[pe.ConstraintName]; ok {
 				return &fe
 			}
-			f, ok := uniqueFields[pe.ConstraintName]
-			if !ok {
-				f = strings.TrimSuffix(strings.TrimPrefix(pe.ConstraintName, pe.TableName+"_"), "_key")
-				f = strings.TrimSuffix(f, "_id")
-			}
-			return &ConflictError{Msg: fmt.Sprintf("%s: a row with this %s already exists", op, f)}
+			f := strings.TrimSuffix(strings.TrimPrefix(pe.ConstraintName, pe.TableName+"_"), "_key")
+			f = strings.TrimSuffix(f, "_id")
+			return &FieldError{Field: f, Msg: "A row with this " + f + " already exists."}
 		case "23503": // foreign_key_violation
 			if strings.Contains(pe.Detail, "is still referenced") {
 				what := referrers[strings.TrimSpace(pe.TableName)]

@@ -138,7 +138,9 @@ func TestMeterReadingSeries(t *testing.T) {
 
 	t.Run("names are unique in an organization only", func(t *testing.T) {
 		_, err := st.CreateMeterReadingSeries(ctx, store.MeterReadingSeries{OrganizationID: &a.ID, Name: "energy", Unit: "Wh", SIMultiplier: store.DecimalOf(1)})
-		require.ErrorIs(t, err, store.ErrConflict)
+		var fe *store.FieldError
+		require.ErrorAs(t, err, &fe)
+		require.Equal(t, "name", fe.Field)
 		other, err := st.CreateMeterReadingSeries(ctx, store.MeterReadingSeries{OrganizationID: &b.ID, Name: "energy", Unit: "Wh", SIMultiplier: store.DecimalOf(1)})
 		require.NoError(t, err)
 		list, n, err := st.ListMeterReadingSeries(ctx, store.AllOrgs, store.Filter{"name": "energy", "unit": "Wh"}, store.Page{Limit: 10})

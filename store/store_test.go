@@ -322,7 +322,7 @@ func TestMemberships(t *testing.T) {
 			wantField string // a *store.FieldError with this field
 			wantIs    error
 		}{
-			{name: "duplicate", in: store.MembershipInput{OrganizationID: org.ID, UserID: u.ID, Role: "editor"}, wantIs: store.ErrConflict},
+			{name: "duplicate", in: store.MembershipInput{OrganizationID: org.ID, UserID: u.ID, Role: "editor"}, wantField: "user"},
 			{name: "unknown user", in: store.MembershipInput{OrganizationID: org.ID, UserID: uuid.New(), Role: "viewer"}, wantField: "user"},
 			{name: "unknown organization", in: store.MembershipInput{OrganizationID: uuid.New(), UserID: u.ID, Role: "viewer"}, wantField: "organization"},
 			{name: "bad role", in: store.MembershipInput{OrganizationID: org.ID, UserID: u2.ID, Role: "owner"}, wantIs: store.ErrInvalid},
@@ -433,10 +433,10 @@ func TestUsers(t *testing.T) {
 
 	t.Run("duplicate username", func(t *testing.T) {
 		_, err := st.CreateUser(ctx, store.UserInput{Username: "alice", PasswordHash: "h2", IsActive: true})
-		require.ErrorIs(t, err, store.ErrConflict)
-		var ce *store.ConflictError
-		require.ErrorAs(t, err, &ce)
-		require.Contains(t, ce.Msg, "username")
+		var fe *store.FieldError
+		require.ErrorAs(t, err, &fe)
+		require.Equal(t, "username", fe.Field)
+		require.Contains(t, fe.Msg, "username")
 	})
 
 	t.Run("read", func(t *testing.T) {
@@ -482,7 +482,9 @@ func TestUsers(t *testing.T) {
 	t.Run("rename onto another user", func(t *testing.T) {
 		bob := mkUser(t, st, "bob")
 		_, err := st.UpdateUser(ctx, bob.ID, store.UserInput{Username: "alice", IsActive: true})
-		require.ErrorIs(t, err, store.ErrConflict)
+		var fe *store.FieldError
+		require.ErrorAs(t, err, &fe)
+		require.Equal(t, "username", fe.Field)
 	})
 
 	t.Run("touch login", func(t *testing.T) {
