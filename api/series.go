@@ -22,7 +22,7 @@ type meterReadingSeriesStore interface {
 }
 
 // meterReadingSeries serves reading series. A name already used in the organization is a
-// conflict (409), as every unique rule of amrd is.
+// 400 naming the field, as every unique rule of amrd is (DRF answers so).
 func (s *Server) meterReadingSeries() resource[store.MeterReadingSeries] {
 	return resource[store.MeterReadingSeries]{
 		list: s.st.ListMeterReadingSeries, get: s.st.GetMeterReadingSeries, create: s.st.CreateMeterReadingSeries,
