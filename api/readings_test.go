@@ -44,6 +44,7 @@ func TestNewMeterReadings(t *testing.T) {
 		r := post(e.token(), map[string]any{"meter_device_name": "m-a1", "series_name": "1.8.0", "timestamp": "2026-11-26T10:00:00Z", "value": "12.345"})
 		require.Equal(t, 201, r.status, "body: %s", r.body)
 		require.JSONEq(t, `{"accepted":1,"staged":0,"duplicates":0,"conflicts":0,"rejected":[]}`, string(r.body))
+		conformServed(t, e.served(), "POST", "/v1/metering/new-meter-readings", r)
 	})
 	t.Run("array with every outcome", func(t *testing.T) {
 		r := post(e.token(), []any{
@@ -68,6 +69,7 @@ func TestNewMeterReadings(t *testing.T) {
 		}
 		require.Equal(t, []float64{1, 4, 5}, idx, "rejections in request order")
 		require.Contains(t, string(r.body), `is not allowed for meter device`)
+		conformServed(t, e.served(), "POST", "/v1/metering/new-meter-readings", r)
 	})
 	t.Run("nothing taken is 400 with the report", func(t *testing.T) {
 		r := post(e.token(), []any{map[string]any{"meter": "m-a1", "series": "9.9.9", "timestamp": "2026-11-26T11:00:00Z", "value": "1"}})
