@@ -90,8 +90,6 @@ func (s *Server) issueJWT(u store.User, org uuid.UUID, origIat time.Time) (strin
 	return jwt.NewWithClaims(jwt.SigningMethodHS256, cl).SignedString(s.cfg.JWTKey)
 }
 
-var errJWT = errors.New("invalid jwt")
-
 // parseJWT verifies an HS256 token. Any other algorithm, "none" included, is refused.
 func (s *Server) parseJWT(raw string) (*claims, error) {
 	cl := &claims{}
@@ -282,10 +280,9 @@ func (s *Server) checkPassword(c *fiber.Ctx, username, password string) (store.U
 // verified, so that Basic auth does not pay bcrypt (about 50 ms of CPU) on every request.
 // It keeps only SHA-256 digests, never a password, and a changed hash misses the cache.
 type passwordCache struct {
-	mu   sync.Mutex
-	ok   map[[32]byte]time.Time
-	now  func() time.Time
-	cost int
+	mu  sync.Mutex
+	ok  map[[32]byte]time.Time
+	now func() time.Time
 }
 
 const passwordCacheTTL = time.Minute
