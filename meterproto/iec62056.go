@@ -185,7 +185,7 @@ func ReadDataMessage(r *bufio.Reader, max int) ([]byte, error) {
 		}
 		return nil, fmt.Errorf("%w: %s where STX should start the data message (after %d skipped bytes)", ErrGarbage, what, skipped)
 	}
-	var block []byte
+	block := []byte{} // not nil: an empty block is a valid answer
 	var bcc byte
 	for {
 		c, err := r.ReadByte()
