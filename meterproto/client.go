@@ -98,6 +98,9 @@ func Dial(ctx context.Context, network, address string) (net.Conn, error) {
 // connection. The dial counts against opt.Timeout.
 func ReadoutTCP(ctx context.Context, addr string, opt ReadoutOptions) (Readout, error) {
 	opt = opt.withDefaults()
+	if err := ValidAddress(opt.Address); err != nil {
+		return Readout{}, fmt.Errorf("reading the meter: %w", err)
+	}
 	ctx, cancel := context.WithTimeout(ctx, opt.Timeout)
 	defer cancel()
 	conn, err := Dial(ctx, "tcp", addr)
