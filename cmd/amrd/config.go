@@ -32,6 +32,12 @@ type settings struct {
 	IngestMaxItems      int
 	IngestFlushers      int
 	CPUProfile          string
+	Jobs                bool
+	AMRWorkers          int
+	AMRRunTimeout       time.Duration
+	AMRRunMaxAttempts   int
+	AMRRunRetentionDays int
+	NetifBlockTimeout   time.Duration
 	defaultZone         *time.Location
 }
 
@@ -92,6 +98,12 @@ func loadSettings(getenv func(string) string) (settings, error) {
 	s.IngestFlush = time.Duration(num("AMRD_INGEST_FLUSH_MS", 3, 1)) * time.Millisecond
 	s.IngestMaxItems = num("AMRD_INGEST_MAX_ITEMS", 10_000, 1)
 	s.IngestFlushers = num("AMRD_INGEST_FLUSHERS", 0, 1)
+	s.Jobs = boolean("AMRD_JOBS", true)
+	s.AMRWorkers = num("AMRD_AMR_WORKERS", 16, 1)
+	s.AMRRunTimeout = time.Duration(num("AMRD_AMR_RUN_TIMEOUT_SECONDS", 60, 1)) * time.Second
+	s.AMRRunMaxAttempts = num("AMRD_AMR_RUN_MAX_ATTEMPTS", 3, 1)
+	s.AMRRunRetentionDays = num("AMRD_AMR_RUN_RETENTION_DAYS", 30, 1)
+	s.NetifBlockTimeout = time.Duration(num("AMRD_NETIF_BLOCK_TIMEOUT_SECONDS", 300, 1)) * time.Second
 	if s.IngestMaxItems > s.IngestQueue {
 		errs = append(errs, fmt.Errorf("AMRD_INGEST_MAX_ITEMS (%d) must not exceed AMRD_INGEST_QUEUE_READINGS (%d)", s.IngestMaxItems, s.IngestQueue))
 	}

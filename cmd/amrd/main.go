@@ -32,6 +32,7 @@ import (
 	"github.com/amrd/amrd/bench"
 	"github.com/amrd/amrd/deploy"
 	"github.com/amrd/amrd/ingest"
+	"github.com/amrd/amrd/jobs"
 	"github.com/amrd/amrd/store"
 )
 
@@ -205,6 +206,15 @@ func serve(ctx context.Context, cfg settings, stdout io.Writer, log *slog.Logger
 	// requests and waits for those in flight, whose readings the pipeline then commits;
 	// only then does the pool close (deferred above).
 	defer startPipeline(pipe)()
+	if cfg.Jobs {
+		j, err := newJobs(cfg, st, pipe, log, reg)
+		if err != nil {
+			return err
+		}
+		// Deferred after the pipeline's stop, so run first: runs in flight are cancelled
+		// and returned to the queue before the pipeline drains.
+		defer startJobs(j)()
+	}
 
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
@@ -245,6 +255,37 @@ func newPipeline(cfg settings, st *store.Store, log *slog.Logger, reg prometheus
 		Flushers:        cfg.IngestFlushers,
 		DefaultTimeZone: cfg.defaultZone,
 	}, st, log, reg)
+}
+
+// newJobs builds the scheduler of AMR task runs, retention and staging jobs, with the
+// built-in executors.
+func newJobs(cfg settings, st *store.Store, pipe *ingest.Pipeline, log *slog.Logger, reg prometheus.Registerer) (*jobs.Jobs, error) {
+	day := 24 * time.Hour
+	return jobs.New(jobs.Config{
+		Workers:         cfg.AMRWorkers,
+		RunTimeout:      cfg.AMRRunTimeout,
+		MaxAttempts:     cfg.AMRRunMaxAttempts,
+		BlockTimeout:    cfg.NetifBlockTimeout,
+		DataRetention:   time.Duration(cfg.DataRetentionDays) * day,
+		StagedRetention: time.Duration(cfg.StagedRetentionDays) * day,
+		RunRetention:    time.Duration(cfg.AMRRunRetentionDays) * day,
+	}, st, builtinExecutors(pipe, cfg.defaultZone), log, reg)
+}
+
+// builtinExecutors are the execution types amrd runs itself; runs of the others
+// (generic_lis200, generic_corus_meter) wait for an external worker (README).
+func builtinExecutors(pipe *ingest.Pipeline, zone *time.Location) map[string]jobs.Executor {
+	return map[string]jobs.Executor{
+		"generic_iec6205621": jobs.IEC{Ingest: pipe, DefaultZone: zone},
+	}
+}
+
+// startJobs runs the jobs until the returned stop is called.
+func startJobs(j *jobs.Jobs) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = j.Run(ctx); close(done) }()
+	return func() { cancel(); <-done }
 }
 
 // startPipeline runs the pipeline until the returned stop is called; stop returns once

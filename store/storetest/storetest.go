@@ -117,6 +117,27 @@ func Query(t testing.TB, dbURL, sql string, args []any, dest ...any) {
 	}
 }
 
+// Rows runs a query and returns all its rows, each as its column values.
+func Rows(t testing.TB, dbURL, sql string, args ...any) [][]any {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatalf("connecting to the test database: %v", err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, sql, args...)
+	if err != nil {
+		t.Fatalf("running %q: %v", sql, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) ([]any, error) { return r.Values() })
+	if err != nil {
+		t.Fatalf("reading %q: %v", sql, err)
+	}
+	return out
+}
+
 // Exec runs one statement (Query without a result).
 func Exec(t testing.TB, dbURL, sql string, args ...any) {
 	t.Helper()
