@@ -19,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/amrd/amrd/schema"
 	"github.com/amrd/amrd/store"
 	"github.com/amrd/amrd/store/storetest"
 )
@@ -394,7 +395,13 @@ func TestServeRefusesAnUnmigratedDatabase(t *testing.T) {
 	t.Parallel()
 	env := map[string]string{"DATABASE_URL": storetest.NewDatabase(t), "SECRET_KEY": testSecret, "AMRD_LISTEN": "127.0.0.1:0"}
 	_, _, err := amrd(t, env, "", "serve")
-	require.ErrorContains(t, err, "pending migrations [1]")
+	migs, merr := schema.Migrations()
+	require.NoError(t, merr)
+	versions := make([]int, len(migs))
+	for i, m := range migs {
+		versions[i] = m.Version
+	}
+	require.ErrorContains(t, err, fmt.Sprintf("pending migrations %v", versions))
 	require.ErrorContains(t, err, "amrd migrate")
 }
 
