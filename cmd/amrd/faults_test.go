@@ -23,6 +23,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -157,6 +158,9 @@ func startAmrd(t *testing.T, bin, dbURL string) *amrdProc {
 	// Only these variables: a DATABASE_URL or AMRD_* of the test's environment must not
 	// leak in.
 	cmd.Env = []string{"DATABASE_URL=" + dbURL, "SECRET_KEY=" + testSecret, "AMRD_LISTEN=127.0.0.1:0", "AMRD_LOG_LEVEL=warn"}
+	// If go test's own timeout kills the test binary, cleanups do not run: the kernel
+	// then kills amrd with it rather than leave it serving.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdout := newSyncBuffer()
 	p := &amrdProc{cmd: cmd, stderr: newSyncBuffer(), exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = stdout, p.stderr
