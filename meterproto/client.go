@@ -16,13 +16,13 @@ import (
 // Errors of a readout session, besides the codec's (ErrGarbage, ErrTruncated, ErrNoETX,
 // ErrBCC, ErrSyntax).
 var (
-	// ErrRefused: no connection to the meter (refused, no route, dial timeout); the
-	// network error is wrapped too.
+	// ErrRefused means no connection to the meter could be made (refused, no route,
+	// dial timeout); the network error is wrapped too.
 	ErrRefused = errors.New("cannot connect to the meter")
-	// ErrSilent: the meter sent nothing for ReadoutOptions.IdleTimeout.
+	// ErrSilent means the meter sent nothing for ReadoutOptions.IdleTimeout.
 	ErrSilent = errors.New("meter silent")
-	// ErrDeadline: the session's Timeout ran out or its context ended (the context's
-	// error is wrapped too).
+	// ErrDeadline means the session's Timeout ran out or its context ended (the
+	// context's error is wrapped too).
 	ErrDeadline = errors.New("readout deadline")
 )
 

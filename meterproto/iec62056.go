@@ -23,16 +23,18 @@ const (
 // client's may also wrap the network or context error behind it), so that a caller can
 // tell with errors.Is what went wrong and count it.
 var (
-	// ErrBCC: the data message arrived whole but its block check character is wrong.
+	// ErrBCC means the data message arrived whole but its block check character is
+	// wrong.
 	ErrBCC = errors.New("bad block check character")
-	// ErrTruncated: the connection ended (or broke) before the message was complete.
+	// ErrTruncated means the connection ended (or broke) before the message was
+	// complete.
 	ErrTruncated = errors.New("message truncated")
-	// ErrNoETX: the data block grew past its limit without an ETX.
+	// ErrNoETX means the data block grew past its limit without an ETX.
 	ErrNoETX = errors.New("no ETX")
-	// ErrGarbage: bytes the protocol does not allow at that point (no STX where the data
-	// message should start, a NAK, binary junk, a malformed identification).
+	// ErrGarbage means bytes the protocol does not allow at that point: no STX where
+	// the data message should start, a NAK, binary junk, a malformed identification.
 	ErrGarbage = errors.New("unexpected bytes from the meter")
-	// ErrSyntax: a data block's line breaks the data set syntax.
+	// ErrSyntax means a line of the data block breaks the data set syntax.
 	ErrSyntax = errors.New("bad data block")
 )
 
