@@ -307,6 +307,8 @@ func ParseDataBlock(block []byte) ([]DataSet, error) {
 	return sets, nil
 }
 
+var errNoAddress = fmt.Errorf("%w: the data set has no address", ErrOBIS)
+
 // parseLine appends the data sets of one line (without its line end) to sets.
 func parseLine(sets []DataSet, line []byte) ([]DataSet, error) {
 	for i := 0; i < len(line); i++ {
@@ -330,7 +332,12 @@ func parseLine(sets []DataSet, line []byte) ([]DataSet, error) {
 			return sets, fmt.Errorf("more than %d data sets", maxDataSets)
 		}
 		ds := DataSet{Address: string(addr)}
-		ds.OBIS, ds.OBISErr = ParseOBIS(ds.Address)
+		if len(addr) == 0 {
+			// A continuation line of a profile: one shared error, not one per line.
+			ds.OBISErr = errNoAddress
+		} else {
+			ds.OBIS, ds.OBISErr = ParseOBIS(ds.Address)
+		}
 		line = line[open:]
 		for len(line) > 0 && line[0] == '(' {
 			end := bytes.IndexAny(line[1:], "()")
