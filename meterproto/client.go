@@ -16,13 +16,13 @@ import (
 // Errors of a readout session, besides the codec's (ErrGarbage, ErrTruncated, ErrNoETX,
 // ErrBCC, ErrSyntax).
 var (
-	// ErrRefused: no connection to the meter (refused, no route, dial timeout); the
-	// network error is wrapped too.
+	// ErrRefused means no connection to the meter could be made (refused, no route,
+	// dial timeout); the network error is wrapped too.
 	ErrRefused = errors.New("cannot connect to the meter")
-	// ErrSilent: the meter sent nothing for ReadoutOptions.IdleTimeout.
+	// ErrSilent means the meter sent nothing for ReadoutOptions.IdleTimeout.
 	ErrSilent = errors.New("meter silent")
-	// ErrDeadline: the session's Timeout ran out or its context ended (the context's
-	// error is wrapped too).
+	// ErrDeadline means the session's Timeout ran out or its context ended (the
+	// context's error is wrapped too).
 	ErrDeadline = errors.New("readout deadline")
 )
 
@@ -292,9 +292,11 @@ func (s *session) fail(step string, err error) error {
 	return fmt.Errorf("%w: %s: %w", ErrTruncated, step, err)
 }
 
-// readLine reads one line, skipping the NUL, CR and LF bytes before it (a wake-up's
-// echo, blank lines), and returns it without its CR LF. A line longer than max bytes is
-// an ErrGarbage error.
+// readLine reads one line starting with '/' (an identification, or the echo of the
+// request), skipping the NUL, CR and LF bytes before it (a wake-up's echo, blank lines),
+// and returns it without its CR LF. Another first byte (a NAK, junk) or a line longer
+// than max bytes is an ErrGarbage error at once, rather than a wait for a line end that
+// may never come.
 func readLine(r *bufio.Reader, max int) ([]byte, error) {
 	var line []byte
 	for {
@@ -308,6 +310,8 @@ func readLine(r *bufio.Reader, max int) ([]byte, error) {
 				return bytes.TrimSuffix(line, []byte{'\r'}), nil
 			}
 		case len(line) == 0 && (c == 0 || c == '\r'):
+		case len(line) == 0 && c != '/':
+			return nil, fmt.Errorf("%w: byte 0x%02x where the identification should start", ErrGarbage, c)
 		case len(line) == max:
 			return nil, fmt.Errorf("%w: a line longer than %d bytes", ErrGarbage, max)
 		default:

@@ -205,8 +205,8 @@ func TestReadoutConnSeveralTimes(t *testing.T) {
 	require.Equal(t, 2, sim.Sessions())
 }
 
-// fakeMeter answers one connection of net.Pipe with script, after reading what the
-// client sends up to want's length.
+// fakeMeter runs script as the meter's end of a net.Pipe and returns the client's end:
+// for answers the simulator does not give.
 func fakeMeter(t *testing.T, script func(r *bufio.Reader, c net.Conn)) net.Conn {
 	t.Helper()
 	client, meter := net.Pipe()
@@ -236,6 +236,18 @@ func TestReadoutModeB(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, byte('E'), ro.Ident.BaudChar)
 	require.Len(t, ro.Sets, 1)
+}
+
+func TestReadoutNAKForIdentification(t *testing.T) {
+	t.Parallel()
+	conn := fakeMeter(t, func(r *bufio.Reader, c net.Conn) {
+		r.ReadString('\n')
+		c.Write([]byte{NAK})
+		r.ReadByte() // until the client leaves
+	})
+	_, err := ReadoutConn(testCtx(t), conn, ReadoutOptions{IdleTimeout: time.Minute})
+	requireOnly(t, err, ErrGarbage)
+	require.ErrorContains(t, err, "waiting for identification: unexpected bytes from the meter: byte 0x15 where the identification should start")
 }
 
 func TestReadoutStallMidBlock(t *testing.T) {

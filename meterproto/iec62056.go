@@ -23,16 +23,18 @@ const (
 // client's may also wrap the network or context error behind it), so that a caller can
 // tell with errors.Is what went wrong and count it.
 var (
-	// ErrBCC: the data message arrived whole but its block check character is wrong.
+	// ErrBCC means the data message arrived whole but its block check character is
+	// wrong.
 	ErrBCC = errors.New("bad block check character")
-	// ErrTruncated: the connection ended (or broke) before the message was complete.
+	// ErrTruncated means the connection ended (or broke) before the message was
+	// complete.
 	ErrTruncated = errors.New("message truncated")
-	// ErrNoETX: the data block grew past its limit without an ETX.
+	// ErrNoETX means the data block grew past its limit without an ETX.
 	ErrNoETX = errors.New("no ETX")
-	// ErrGarbage: bytes the protocol does not allow at that point (no STX where the data
-	// message should start, a NAK, binary junk, a malformed identification).
+	// ErrGarbage means bytes the protocol does not allow at that point: no STX where
+	// the data message should start, a NAK, binary junk, a malformed identification.
 	ErrGarbage = errors.New("unexpected bytes from the meter")
-	// ErrSyntax: a data block's line breaks the data set syntax.
+	// ErrSyntax means a line of the data block breaks the data set syntax.
 	ErrSyntax = errors.New("bad data block")
 )
 
@@ -305,6 +307,8 @@ func ParseDataBlock(block []byte) ([]DataSet, error) {
 	return sets, nil
 }
 
+var errNoAddress = fmt.Errorf("%w: the data set has no address", ErrOBIS)
+
 // parseLine appends the data sets of one line (without its line end) to sets.
 func parseLine(sets []DataSet, line []byte) ([]DataSet, error) {
 	for i := 0; i < len(line); i++ {
@@ -328,7 +332,12 @@ func parseLine(sets []DataSet, line []byte) ([]DataSet, error) {
 			return sets, fmt.Errorf("more than %d data sets", maxDataSets)
 		}
 		ds := DataSet{Address: string(addr)}
-		ds.OBIS, ds.OBISErr = ParseOBIS(ds.Address)
+		if len(addr) == 0 {
+			// A continuation line of a profile: one shared error, not one per line.
+			ds.OBISErr = errNoAddress
+		} else {
+			ds.OBIS, ds.OBISErr = ParseOBIS(ds.Address)
+		}
 		line = line[open:]
 		for len(line) > 0 && line[0] == '(' {
 			end := bytes.IndexAny(line[1:], "()")

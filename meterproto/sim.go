@@ -180,11 +180,12 @@ func (s *Simulator) Listen(ctx context.Context, addr string) (string, error) {
 	}
 	s.wg.Add(1)
 	s.mu.Unlock()
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	go func() {
 		defer s.wg.Done()
+		defer stop() // forget ctx once the listener is gone, so that ctx does not hold it
 		_ = s.Serve(ln)
 	}()
-	context.AfterFunc(ctx, func() { ln.Close() })
 	return ln.Addr().String(), nil
 }
 

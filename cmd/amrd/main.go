@@ -79,6 +79,8 @@ Commands:
                                     import readings from CSV (FILE - reads standard input)
                                     through the ingest pipeline; exit status 2 when rows
                                     were rejected or conflicted
+  amrd simulate [-listen ADDR] [-address A] [-lines-file F] [-fault F]
+                                    a simulated IEC 62056-21 meter on TCP, for demos and tests
   amrd tsdb provision|start NAME PORT|url NAME|stop NAME|destroy NAME|status NAME
                                     a local TimescaleDB in a Debian trixie chroot (root only)
 
@@ -131,6 +133,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return tokenCmd(ctx, cfg, log, args[1:], stdout)
 	case "import":
 		return importCmd(ctx, cfg, log, args[1:], stdin, stdout, stderr)
+	case "simulate":
+		return simulateCmd(ctx, args[1:], stdout)
 	}
 	return fmt.Errorf("unknown command %q\n\n%s", args[0], usage)
 }
