@@ -41,6 +41,7 @@ type iecResult struct {
 	MeterIdent      string        `json:"meter_ident"`
 	Timestamp       time.Time     `json:"timestamp"`
 	TimestampSource string        `json:"timestamp_source"` // "meter_clock" or "run"
+	ClockError      string        `json:"meter_clock_error,omitempty"`
 	DataSets        int           `json:"data_sets"`
 	Readings        ingest.Report `json:"readings"`
 	// Series lists, per reading of the report (its index), the series it was for.
@@ -81,9 +82,12 @@ func (e IEC) Execute(ctx context.Context, run store.TaskRun, target store.RunTar
 	res.Timestamp, res.TimestampSource = stamp.T, "run"
 	clock, ok, err := meterproto.MeterClock(ro.Sets, loc)
 	if err != nil {
-		return nil, fmt.Errorf("the meter's clock (0.9.1, 0.9.2): %w", err)
+		// A clock that cannot be read (a format of its own, a time that DST skips or
+		// repeats) must not cost the readings: they take the run's time, and the result
+		// says why.
+		res.ClockError = "the meter's clock (0.9.1, 0.9.2) was not used: " + err.Error()
 	}
-	if ok {
+	if ok && err == nil {
 		// A wall-clock time without offset: the pipeline reads it in the device config's
 		// zone, as it reads any such timestamp, and refuses DST gaps and repeats.
 		stamp = ingest.Stamp{T: time.Date(clock.Year(), clock.Month(), clock.Day(), clock.Hour(), clock.Minute(),

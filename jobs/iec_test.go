@@ -154,6 +154,18 @@ func TestIECReadoutOnSchedule(t *testing.T) {
 		// 10:15 in Berlin (UTC+1 in November) is 09:15 UTC.
 		require.Equal(t, storedReading{"1.8.0", utc("2026-11-26T09:15:00Z"), "12346.000", 10}, got[0])
 	})
+
+	t.Run("a clock that cannot be read costs nothing: the run's time, and the result says why", func(t *testing.T) {
+		require.NoError(t, r.sim.SetLines([]string{"0.9.1(251500)", "0.9.2(261126)", "1.8.0(0012347.000*kWh)"}))
+		run := r.runSlot(t, utc("2026-11-26T12:00:00Z"))
+		require.Equal(t, store.RunSucceeded, run.Status, "error: %v", run.Error)
+		got := r.readings(t)
+		require.Equal(t, storedReading{"1.8.0", utc("2026-11-26T12:00:00Z"), "12347.000", 10}, got[len(got)-1])
+		var res map[string]any
+		require.NoError(t, json.Unmarshal(run.Result, &res))
+		require.Equal(t, "run", res["timestamp_source"])
+		require.Contains(t, res["meter_clock_error"], "the meter's clock (0.9.1, 0.9.2) was not used")
+	})
 }
 
 func TestIECFaultsFailTheRunAndStoreNothing(t *testing.T) {
