@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -441,27 +442,8 @@ func TestServe(t *testing.T) {
 	require.NoError(t, err)
 	dbPassword, _ := dbURL.User.Password()
 
-	ctx, cancel := context.WithCancel(testCtx(t))
-	defer cancel()
-	stdout, stderr := newSyncBuffer(), newSyncBuffer()
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"serve"}, strings.NewReader(""), stdout, stderr, envFunc(env)) }()
-
-	listening := regexp.MustCompile(`amrd listening on http://(\S+)\n`)
-	var addr string
-	deadline := time.After(30 * time.Second)
-	for addr == "" {
-		select {
-		case <-stdout.written:
-			if m := listening.FindStringSubmatch(stdout.String()); m != nil {
-				addr = m[1]
-			}
-		case err := <-done:
-			t.Fatalf("serve returned before listening: %v\nstderr: %s", err, stderr.String())
-		case <-deadline:
-			t.Fatalf("serve did not print its address; stdout: %q", stdout.String())
-		}
-	}
+	srv := startServe(t, env)
+	addr, stdout, stderr := srv.addr, srv.stdout, srv.stderr
 
 	client := &http.Client{Timeout: 10 * time.Second}
 	for _, path := range []string{"/_health/", "/_health"} {
@@ -477,13 +459,7 @@ func TestServe(t *testing.T) {
 	}
 	client.CloseIdleConnections()
 
-	cancel()
-	select {
-	case err := <-done:
-		require.NoError(t, err, "a cancelled serve shuts down cleanly")
-	case <-time.After(40 * time.Second):
-		t.Fatal("serve did not return after its context was cancelled")
-	}
+	require.NoError(t, srv.stop(), "a cancelled serve shuts down cleanly")
 
 	_, err = net.DialTimeout("tcp", addr, time.Second)
 	require.Error(t, err, "the listener is closed after shutdown")
@@ -494,4 +470,50 @@ func TestServe(t *testing.T) {
 		require.NotContains(t, logs, dbPassword, "the database password is never logged")
 		require.NotContains(t, stdout.String(), dbPassword)
 	}
+}
+
+// served is an in-process `amrd serve`.
+type served struct {
+	addr           string
+	stdout, stderr *syncBuffer
+	stop           func() error
+}
+
+// startServe runs `amrd serve` in this process with env until stop (or the test's end),
+// once it listens.
+func startServe(t *testing.T, env map[string]string) *served {
+	t.Helper()
+	ctx, cancel := context.WithCancel(testCtx(t))
+	s := &served{stdout: newSyncBuffer(), stderr: newSyncBuffer()}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"serve"}, strings.NewReader(""), s.stdout, s.stderr, envFunc(env)) }()
+	var once sync.Once
+	var stopErr error
+	s.stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case stopErr = <-done:
+			case <-time.After(40 * time.Second):
+				stopErr = errors.New("serve did not return after its context was cancelled")
+			}
+		})
+		return stopErr
+	}
+	t.Cleanup(func() { _ = s.stop() })
+	listening := regexp.MustCompile(`amrd listening on http://(\S+)\n`)
+	deadline := time.After(30 * time.Second)
+	for s.addr == "" {
+		select {
+		case <-s.stdout.written:
+			if m := listening.FindStringSubmatch(s.stdout.String()); m != nil {
+				s.addr = m[1]
+			}
+		case err := <-done:
+			t.Fatalf("serve returned before listening: %v\nstderr: %s", err, s.stderr.String())
+		case <-deadline:
+			t.Fatalf("serve did not print its address; stdout: %q", s.stdout.String())
+		}
+	}
+	return s
 }
