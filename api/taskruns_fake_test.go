@@ -87,22 +87,21 @@ func (f fakeRuns) FinishTaskRun(_ context.Context, _ store.Scope, _ int64, _ uui
 	return r, f.opErr
 }
 
-// fakeIngester answers every Submit with its report and err, and records the readings.
+// fakeIngester answers every Submit with err, or accepts every reading; it records the
+// readings when subs is set.
 type fakeIngester struct {
-	rep  ingest.Report
 	err  error
 	subs *[][]ingest.Reading
 }
 
-func (f fakeIngester) Submit(_ context.Context, _ store.Scope, rs []ingest.Reading, index []int) (ingest.Report, error) {
-	*f.subs = append(*f.subs, rs)
+func (f fakeIngester) Submit(_ context.Context, _ store.Scope, rs []ingest.Reading, _ []int) (ingest.Report, error) {
+	if f.subs != nil {
+		*f.subs = append(*f.subs, rs)
+	}
 	if f.err != nil {
 		return ingest.Report{}, f.err
 	}
-	rep := f.rep
-	rep.Accepted = len(rs)
-	rep.Rejected = []ingest.ItemError{}
-	return rep, nil
+	return ingest.Report{Accepted: len(rs), Rejected: []ingest.ItemError{}}, nil
 }
 
 // runCase is one request to a run route and what it must answer.
