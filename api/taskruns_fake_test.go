@@ -115,6 +115,7 @@ type runCase struct {
 	ing    error // what the ingester answers
 	status int
 	field  string // a 400 must name it
+	header string // a header the answer must carry
 	check  func(t *testing.T, calls *runCalls, subs [][]ingest.Reading, body []byte)
 }
 
@@ -158,6 +159,9 @@ func (tc runCase) run(t *testing.T) {
 	require.NoError(t, err)
 	body, _ := io.ReadAll(res.Body)
 	require.Equal(t, tc.status, res.StatusCode, "body: %s", body)
+	if tc.header != "" {
+		require.NotEmpty(t, res.Header.Get(tc.header), "header %s", tc.header)
+	}
 	if tc.field != "" {
 		var m map[string]any
 		require.NoError(t, json.Unmarshal(body, &m), "body: %s", body)
@@ -384,13 +388,13 @@ func TestResultBodies(t *testing.T) {
 			st: func(f *fakeRuns) { f.run.Status = store.RunPending }, status: 409, check: nothingStored},
 		{name: "claim lost when finishing", body: `{` + tok + `,"status":"succeeded"}`,
 			st: func(f *fakeRuns) { f.opErr = &store.ConflictError{Msg: "lost"} }, status: 409},
-		{name: "pipeline busy", body: `{` + tok + `,"status":"succeeded","readings":[` + reading("") + `]}`, ing: ingest.ErrOverloaded, status: 503,
+		{name: "pipeline busy", header: "Retry-After", body: `{` + tok + `,"status":"succeeded","readings":[` + reading("") + `]}`, ing: ingest.ErrOverloaded, status: 503,
 			check: func(t *testing.T, c *runCalls, subs [][]ingest.Reading, _ []byte) {
 				require.Len(t, subs, 1)
 				notFinished(t, c, subs, nil)
 			}},
-		{name: "pipeline closed", body: `{` + tok + `,"status":"succeeded","readings":[` + reading("") + `]}`, ing: ingest.ErrClosed, status: 503, check: notFinished},
-		{name: "database down while ingesting", body: `{` + tok + `,"status":"succeeded","readings":[` + reading("") + `]}`, ing: store.ErrUnavailable, status: 503, check: notFinished},
+		{name: "pipeline closed", header: "Retry-After", body: `{` + tok + `,"status":"succeeded","readings":[` + reading("") + `]}`, ing: ingest.ErrClosed, status: 503, check: notFinished},
+		{name: "database down while ingesting", header: "Retry-After", body: `{` + tok + `,"status":"succeeded","readings":[` + reading("") + `]}`, ing: store.ErrUnavailable, status: 503, check: notFinished},
 		{name: "token missing", body: `{"status":"succeeded","readings":[` + reading("") + `]}`, status: 400, field: "claim_token", check: nothingStored},
 		{name: "token not a UUID", body: `{"claim_token":1,"status":"succeeded"}`, status: 400, field: "claim_token", check: nothingStored},
 		{name: "status missing", body: `{` + tok + `}`, status: 400, field: "status", check: nothingStored},
