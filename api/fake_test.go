@@ -158,11 +158,17 @@ func FuzzRequest(f *testing.F) {
 		{"Token abc", "/v1/metering/meter-security-keys/?meter=x&meter_name=%00", `{"meter":"00000000-0000-4000-8000-000000000000","dlms_master_key":"0g"}`},
 		{"Token abc", "/v1/metering/meter-system-events/?start_time=2026-01-01+02:00&end_time=x", `{"timestamp":"2026-02-30T25:00:00+99:00","title":1}`},
 		{"Token abc", "/v1/metering/meter-system-events/99999999999999999999", `{}`},
+		{"Token abc", "/v1/metering/amr-tasks/invoke", `{"meter_device":"00000000-0000-4000-8000-000000000000","task_call":"read","run_offset_seconds":-5,"task_kwargs":{"a":[1]}}`},
+		{"Token abc", "/v1/metering/amr-task-runs/?status=pending&trigger=x&start_time=2026-01-01", `{"meter_execution_type":"generic_lis200","worker":"w","lease_seconds":10}`},
+		{"Token abc", "/v1/metering/amr-task-runs/7/result", `{"claim_token":"00000000-0000-4000-8000-000000000000","status":"failed","error":"e","result":{},"readings":[{"series":"1.8.0","timestamp":"2026-01-01T00:00:00Z","value":"1"},{"meter":"m-2"},5]}`},
+		{"Token abc", "/v1/metering/amr-task-runs/7/heartbeat", `{"claim_token":"00000000-0000-4000-8000-000000000000","lease_seconds":1e9}`},
 	}
 	for _, s := range seeds {
 		f.Add(s.auth, s.path, s.body)
 	}
-	srv := newFakeServer(f, fakeStore{})
+	srv, err := New(Config{JWTKey: []byte("k"), AllowTokenAuth: true}, fakeStore{}, fakeIngester{},
+		slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	require.NoError(f, err)
 	f.Fuzz(func(t *testing.T, auth, path, body string) {
 		if _, err := url.ParseRequestURI(path); err != nil || !fakedPath(path) || strings.ContainsAny(path, " \r\n\t#") {
 			path = "/v1/organizations/" + base64.RawURLEncoding.EncodeToString([]byte(path))
@@ -190,7 +196,8 @@ func FuzzRequest(f *testing.F) {
 // fake (the embedded nil Store), not in amrd.
 var fakedPaths = []string{"/_health", "/v1/organizations", "/v1/users", "/v1/auth", "/v1/schema", "/v1/docs",
 	"/v1/metering/meter-security-keys", "/v1/metering/meter-system-events", "/v1/metering/network-interfaces",
-	"/v1/metering/meter-reading-series", "/v1/metering/meter-device-configs", "/v1/metering/meter-device-types"}
+	"/v1/metering/meter-reading-series", "/v1/metering/meter-device-configs", "/v1/metering/meter-device-types",
+	"/v1/metering/amr-tasks/invoke", "/v1/metering/amr-task-runs"}
 
 func fakedPath(p string) bool {
 	for _, f := range fakedPaths {

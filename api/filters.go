@@ -1,6 +1,7 @@
 package api
 
 import (
+	"slices"
 	"strings"
 	"time"
 
@@ -10,43 +11,58 @@ import (
 	"github.com/amrd/amrd/store"
 )
 
-// filterKind says how a list filter's value is parsed.
-type filterKind int
+// filterKind says how a list filter's value is parsed: it returns the value to filter
+// on, or a message for a value it refuses (a 400 naming the filter).
+type filterKind func(v string) (any, string)
 
-const (
-	filterText filterKind = iota // exact match on a string
-	filterUUID                   // exact match on an id; not a UUID: 400
-	filterTime                   // ISO 8601 date-time; start_time/end_time are inclusive
+var (
+	// filterText is an exact match on a string.
+	filterText filterKind = func(v string) (any, string) { return strings.Clone(v), "" }
+	// filterUUID is an exact match on an id; not a UUID: 400.
+	filterUUID filterKind = func(v string) (any, string) {
+		u, err := uuid.Parse(v)
+		if err != nil || len(v) < 32 {
+			return nil, "Enter a valid UUID."
+		}
+		return u, ""
+	}
+	// filterTime is an ISO 8601 date-time; start_time/end_time are inclusive.
+	filterTime filterKind = func(v string) (any, string) {
+		t, err := parseTime(v)
+		if err != nil {
+			return nil, "Enter a valid date/time (ISO 8601, e.g. 2026-01-31T23:45:00Z)."
+		}
+		return t, ""
+	}
 )
+
+// filterChoice is an exact match on one of a fixed set of strings; another value is a
+// 400, as DRF's ChoiceFilter answers.
+func filterChoice(choices ...string) filterKind {
+	return func(v string) (any, string) {
+		if slices.Contains(choices, v) {
+			return strings.Clone(v), ""
+		}
+		return nil, "Select a valid choice. " + v + " is not one of the available choices."
+	}
+}
 
 // parseFilters reads the declared filters from the query string; other parameters are
 // ignored, as DRF's filter backends do.
 func parseFilters(c *fiber.Ctx, kinds map[string]filterKind) (store.Filter, error) {
 	f := store.Filter{}
 	errs := FieldErrors{}
-	for name, kind := range kinds {
+	for name, parse := range kinds {
 		v := c.Query(name)
 		if v == "" {
 			continue
 		}
-		switch kind {
-		case filterText:
-			f[name] = strings.Clone(v)
-		case filterUUID:
-			u, err := uuid.Parse(v)
-			if err != nil || len(v) < 32 {
-				errs.add(name, "Enter a valid UUID.")
-				continue
-			}
-			f[name] = u
-		case filterTime:
-			t, err := parseTime(v)
-			if err != nil {
-				errs.add(name, "Enter a valid date/time (ISO 8601, e.g. 2026-01-31T23:45:00Z).")
-				continue
-			}
-			f[name] = t
+		val, msg := parse(v)
+		if msg != "" {
+			errs.add(name, msg)
+			continue
 		}
+		f[name] = val
 	}
 	return f, errs.orNil()
 }

@@ -3,16 +3,21 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/amrd/amrd/ingest"
 )
 
 // FuzzMeteringBodies runs the body decoders of AMR tasks, task groups and meter devices
-// on arbitrary JSON objects, as create (full) and as PATCH. Whatever comes in, they must
-// not panic, and what they accept must keep the contract's rules: the database checks
-// them again, and a value it refuses would be a 400 without a field name.
+// on arbitrary JSON objects, as create (full) and as PATCH, and those of task invocation
+// and the external worker protocol (claim, result). Whatever comes in, they must not
+// panic, and what they accept must keep the contract's rules: the database checks them
+// again, and a value it refuses would be a 400 without a field name.
 func FuzzMeteringBodies(f *testing.F) {
 	s := &Server{st: fakeStore{}}
 	tasks, groups, devices := s.amrTasks(), s.amrTaskGroups(), s.meterDevices()
@@ -21,6 +26,7 @@ func FuzzMeteringBodies(f *testing.F) {
 		if json.Unmarshal(raw, &b) != nil || b == nil {
 			return
 		}
+		checkRunBodies(t, b)
 		for _, full := range []bool{true, false} {
 			task := tasks.blank()
 			errs := FieldErrors{}
@@ -63,4 +69,36 @@ func checkKwargs(t *testing.T, k json.RawMessage) {
 	var m map[string]any
 	require.NoError(t, json.Unmarshal(k, &m), "%q", k)
 	require.NotNil(t, m)
+}
+
+// checkRunBodies checks what the invoke, claim and result decoders accept.
+func checkRunBodies(t *testing.T, b body) {
+	t.Helper()
+	if in, offset, err := decodeInvoke(b); err == nil {
+		checkKwargs(t, in.TaskKwargs)
+		require.True(t, offset >= minInt32 && offset <= maxInt32)
+		n := utf8.RuneCountInString(in.TaskCall)
+		require.True(t, n >= 1 && n <= 50, "%q", in.TaskCall)
+		require.True(t, in.MeterExecutionType == "" || slices.Contains(amrExecutionTypes, in.MeterExecutionType))
+	}
+	if cl, err := decodeClaim(b); err == nil {
+		require.Len(t, cl.Types, 1)
+		require.Contains(t, amrExecutionTypes, cl.Types[0])
+		require.True(t, cl.Lease >= 10*time.Second && cl.Lease <= 24*time.Hour, "%v", cl.Lease)
+		n := utf8.RuneCountInString(cl.Worker)
+		require.True(t, n >= 1 && n <= 100, "%q", cl.Worker)
+	}
+	const maxReadings = 5
+	if in, err := decodeRunResult(b, maxReadings); err == nil {
+		require.Contains(t, []string{"succeeded", "failed"}, in.outcome.Status)
+		require.Equal(t, in.outcome.Status == "failed", in.outcome.Error != "", "an error exactly when failed")
+		require.LessOrEqual(t, utf8.RuneCountInString(in.outcome.Error), 2000)
+		require.LessOrEqual(t, len(in.readings), maxReadings)
+		checkKwargs(t, in.outcome.Result)
+		withItems := withDevice(in.readings, "m-1")
+		require.Len(t, withItems, len(in.readings))
+		res, err := withReport(in.outcome.Result, ingest.Report{Rejected: []ingest.ItemError{}})
+		require.NoError(t, err)
+		checkKwargs(t, res)
+	}
 }

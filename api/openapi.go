@@ -35,13 +35,9 @@ var amrdJSON []byte
 //go:embed docs.html
 var docsHTML []byte
 
-// notServed are the contract's paths that amrd does not serve yet, left out of the served
-// document. Readings, staged readings, name-based ingestion and task invocation belong to
-// the ingestion issue, which re-adds them here (by deleting these entries) together with
-// their routes; the router test keeps the two in step.
-var notServed = map[string]bool{
-	"/metering/amr-tasks/invoke": true,
-}
+// notServed are the contract's paths that amrd does not serve, left out of the served
+// document; the router test keeps the two in step. Every contract path is served today.
+var notServed = map[string]bool{}
 
 // nullableFixes are properties the contract declares non-null that amrd, like
 // Utilitarian, answers null in some rows. contractFixes in api/contract_test.go lists the
@@ -387,8 +383,8 @@ func partialBody(op, comps obj) error {
 	return nil
 }
 
-// prune drops the components no served operation refers to (the readings' schemas, until
-// the ingestion issue serves them).
+// prune drops the components no served operation refers to (contract schemas that
+// amrd's own descriptions replaced).
 func prune(doc, comps obj) {
 	used := map[string]bool{}
 	var walk func(v any)

@@ -50,7 +50,13 @@ func (s *Server) routes() {
 	m.Get("/meter-system-events/:id", s.getSystemEvent)
 	m.Delete("/meter-system-events/:id", s.deleteSystemEvent)
 	s.amrTaskGroups().routes(m, "/amr-task-groups", "list", "create", "get", "update", "delete")
+	m.Post("/amr-tasks/invoke", s.invokeAmrTask) // before /amr-tasks/:id
 	s.amrTasks().routes(m, "/amr-tasks", "list", "create", "get", "update", "delete")
+	m.Get("/amr-task-runs", s.listTaskRuns)
+	m.Post("/amr-task-runs/claim", s.claimTaskRun) // the external worker protocol
+	m.Get("/amr-task-runs/:id", s.getTaskRun)
+	m.Post("/amr-task-runs/:id/heartbeat", s.heartbeatTaskRun)
+	m.Post("/amr-task-runs/:id/result", s.reportTaskRun)
 	s.meterDevices().routes(m, "/meter-devices", "list", "create", "get", "update", "delete")
 
 	m.Get("/meter-readings", s.listReadings)

@@ -61,6 +61,7 @@ type Store interface {
 	amrTaskStore
 	meterDeviceStore
 	readingStore
+	taskRunStore
 }
 
 // Config holds the API's settings.
@@ -84,6 +85,10 @@ type Config struct {
 	// MaxReadingsPerRequest bounds the items of one new-meter-readings request
 	// (AMRD_INGEST_MAX_ITEMS, default 10,000: about 1.5 MB of JSON).
 	MaxReadingsPerRequest int
+	// RunMaxAttempts bounds the claims of an invoked AMR task run (default 3). Only a
+	// claim whose lease expired unreported is retried: a run its executor reports failed
+	// is final, whatever attempts remain.
+	RunMaxAttempts int
 	// Now is the clock (tests set it); nil means time.Now.
 	Now func() time.Time
 }
@@ -118,6 +123,9 @@ func New(cfg Config, st Store, ing Ingester, log *slog.Logger, reg prometheus.Re
 	}
 	if cfg.MaxReadingsPerRequest <= 0 {
 		cfg.MaxReadingsPerRequest = 10_000
+	}
+	if cfg.RunMaxAttempts <= 0 {
+		cfg.RunMaxAttempts = 3
 	}
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 30 * time.Second

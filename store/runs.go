@@ -250,7 +250,7 @@ func (s *Store) FinishTaskRun(ctx context.Context, sc Scope, id int64, token uui
 // ExtendTaskRun moves the lease of a run held by the claim token to now + lease.
 func (s *Store) ExtendTaskRun(ctx context.Context, sc Scope, id int64, token uuid.UUID, now time.Time, lease time.Duration) (TaskRun, error) {
 	return s.updateClaimed(ctx, sc, id, token, "extending an AMR task run's lease",
-		`lease_until = $2 + $3::interval`, now, lease)
+		`lease_until = $2::timestamptz + $3::interval`, now, lease)
 }
 
 // ReleaseTaskRun gives a claimed run back to the queue, due at runAt, without counting
