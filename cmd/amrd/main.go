@@ -187,6 +187,7 @@ func serve(ctx context.Context, cfg settings, stdout io.Writer, log *slog.Logger
 		Metrics:        promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 
 		MaxReadingsPerRequest: cfg.IngestMaxItems,
+		RunMaxAttempts:        cfg.AMRRunMaxAttempts,
 	}, st, pipe, log, reg)
 	if err != nil {
 		return err
