@@ -131,6 +131,14 @@ func (s *Store) UpdateMeterDevice(ctx context.Context, sc Scope, id uuid.UUID, i
 			id, deviceArgs(in)...); err != nil {
 			return MeterDevice{}, err
 		}
+		// A device that moves to another organization takes its system events along: they
+		// are its history, and the event's organization must be its device's.
+		if in.OrganizationID != nil {
+			if _, err := tx.Exec(ctx, `UPDATE meter_system_events SET organization_id = $2, updated_at = now()
+				WHERE meter_device_id = $1 AND organization_id <> $2`, id, *in.OrganizationID); err != nil {
+				return MeterDevice{}, err
+			}
+		}
 		return writeDevice(ctx, tx, id, in)
 	})
 }

@@ -34,3 +34,25 @@ func TestMeterSystemEventsStore(t *testing.T) {
 	_, err = st.GetMeterSystemEvent(ctx, store.AllOrgs, ev.ID)
 	require.ErrorIs(t, err, store.ErrNotFound)
 }
+
+func TestSystemEventsMoveWithTheirDevice(t *testing.T) {
+	ctx := testCtx(t)
+	st, url := storetest.New(t)
+	a, b := mkOrg(t, st, "A", true), mkOrg(t, st, "B", true)
+	dev := sqlDevice(t, url, a.ID, "meter-moving")
+	ev, err := st.CreateMeterSystemEvent(ctx, store.MeterSystemEvent{OrganizationID: &a.ID, MeterDeviceID: dev,
+		Timestamp: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Title: "door opened", Content: "terminal cover"})
+	require.NoError(t, err)
+
+	d, err := st.GetMeterDevice(ctx, store.AllOrgs, dev)
+	require.NoError(t, err)
+	d.OrganizationID = &b.ID
+	_, err = st.UpdateMeterDevice(ctx, store.AllOrgs, dev, d)
+	require.NoError(t, err)
+
+	_, err = st.GetMeterSystemEvent(ctx, store.OrgScope(a.ID), ev.ID)
+	require.ErrorIs(t, err, store.ErrNotFound, "the old organization no longer sees the device's history")
+	got, err := st.GetMeterSystemEvent(ctx, store.OrgScope(b.ID), ev.ID)
+	require.NoError(t, err)
+	require.Equal(t, b.ID, *got.OrganizationID)
+}
