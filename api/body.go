@@ -18,6 +18,17 @@ import (
 // missing field from a null one and name the field in every error.
 type body map[string]json.RawMessage
 
+// writerBody is the prologue of a write that is not a resource's: the caller must be
+// allowed to write in some organization (else 403), then the body is read as readBody.
+func writerBody(c *fiber.Ctx) (*principal, body, error) {
+	p := current(c)
+	if !p.editsAny() {
+		return nil, nil, errForbidden
+	}
+	b, err := readBody(c)
+	return p, b, err
+}
+
 // readBody decodes the request body as one JSON object. A content type other than JSON
 // answers 415, malformed JSON 400.
 func readBody(c *fiber.Ctx) (body, error) {

@@ -78,11 +78,7 @@ func (s *Server) createReading(c *fiber.Ctx) error {
 	if s.ingest == nil {
 		return errStatus(fiber.StatusServiceUnavailable, "Reading ingestion is not running.")
 	}
-	p := current(c)
-	if !p.editsAny() {
-		return errForbidden
-	}
-	b, err := readBody(c)
+	p, b, err := writerBody(c)
 	if err != nil {
 		return err
 	}

@@ -49,11 +49,7 @@ const maxRunErrorLen = 2000
 // call on a meter device, due run_offset_seconds from now (a negative offset runs at
 // once: a run never starts before its time, and "before now" is now).
 func (s *Server) invokeAmrTask(c *fiber.Ctx) error {
-	p := current(c)
-	if !p.editsAny() {
-		return errForbidden
-	}
-	b, err := readBody(c)
+	p, b, err := writerBody(c)
 	if err != nil {
 		return err
 	}
@@ -155,11 +151,7 @@ type claimedRun struct {
 // the oldest due pending run of its execution type in the organizations it may write,
 // 200 with it and its claim token, or 204 when none is due. No run is claimed twice.
 func (s *Server) claimTaskRun(c *fiber.Ctx) error {
-	p := current(c)
-	if !p.editsAny() {
-		return errForbidden
-	}
-	b, err := readBody(c)
+	p, b, err := writerBody(c)
 	if err != nil {
 		return err
 	}
