@@ -23,7 +23,9 @@ import (
 type Writer interface {
 	CatalogVersion(ctx context.Context) (int64, error)
 	DeviceInfos(ctx context.Context, names []string) (map[string]store.DeviceInfo, error)
-	WriteReadings(ctx context.Context, rows []store.ReadingRow, staged []store.StagedRow) ([]store.Outcome, error)
+	// WriteReadings writes a batch whose names were resolved at catalog version catalog
+	// (store.AnyCatalog: unchecked); a *store.StaleCatalogError means nothing was written.
+	WriteReadings(ctx context.Context, catalog int64, rows []store.ReadingRow, staged []store.StagedRow) ([]store.Outcome, error)
 }
 
 // Errors a submitter may get. Both mean nothing of the request was acknowledged; a
@@ -68,8 +70,8 @@ func (c *Config) defaults() {
 	if c.BatchReadings <= 0 {
 		c.BatchReadings = 10_000
 	}
-	if c.FlushEvery <= 0 {
-		c.FlushEvery = 3 * time.Millisecond
+	if c.FlushEvery < 0 {
+		c.FlushEvery = 0
 	}
 	if c.Flushers <= 0 {
 		c.Flushers = 2
@@ -204,8 +206,11 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	return nil
 }
 
-// flusher takes jobs until the channel closes, batching those that arrive within
-// FlushEvery of the first, up to BatchReadings.
+// flusher takes jobs until the channel closes. A free flusher takes the first job that
+// arrives and everything queued behind it, up to BatchReadings; with FlushEvery > 0 it
+// then also waits that long after the first for more. Readings accumulate only while
+// every flusher is busy committing, so batches grow with the load by themselves, as in
+// PostgreSQL's own group commit, and a lone request waits for one commit, not a window.
 func (p *Pipeline) flusher() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -216,24 +221,39 @@ func (p *Pipeline) flusher() {
 		}
 		batch := []*job{first}
 		n := len(first.readings)
-		timer.Reset(p.cfg.FlushEvery)
-	collect:
+	queued:
 		for n < p.cfg.BatchReadings {
 			select {
 			case j, ok := <-p.jobs:
 				if !ok {
-					break collect
+					break queued
 				}
 				batch = append(batch, j)
 				n += len(j.readings)
-			case <-timer.C:
-				break collect
+			default:
+				break queued
 			}
 		}
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
+		if p.cfg.FlushEvery > 0 && n < p.cfg.BatchReadings {
+			timer.Reset(p.cfg.FlushEvery)
+		collect:
+			for n < p.cfg.BatchReadings {
+				select {
+				case j, ok := <-p.jobs:
+					if !ok {
+						break collect
+					}
+					batch = append(batch, j)
+					n += len(j.readings)
+				case <-timer.C:
+					break collect
+				}
+			}
+			if !timer.Stop() {
+				select {
+				case <-timer.C:
+				default:
+				}
 			}
 		}
 		p.flush(batch, n)

@@ -31,6 +31,8 @@ type fakeWriter struct {
 	staged   []store.StagedRow
 	batches  []int // rows per WriteReadings call
 	lookups  int   // DeviceInfos calls
+	versions int   // CatalogVersion calls
+	stale    int   // writes refused for a stale catalog version
 	failures []error
 	block    chan struct{} // when set, writes wait for it to close
 }
@@ -38,6 +40,7 @@ type fakeWriter struct {
 func (f *fakeWriter) CatalogVersion(context.Context) (int64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.versions++
 	return f.version, nil
 }
 
@@ -54,12 +57,16 @@ func (f *fakeWriter) DeviceInfos(_ context.Context, names []string) (map[string]
 	return out, nil
 }
 
-func (f *fakeWriter) WriteReadings(_ context.Context, rows []store.ReadingRow, staged []store.StagedRow) ([]store.Outcome, error) {
+func (f *fakeWriter) WriteReadings(_ context.Context, catalog int64, rows []store.ReadingRow, staged []store.StagedRow) ([]store.Outcome, error) {
 	if f.block != nil {
 		<-f.block
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if catalog != store.AnyCatalog && catalog != f.version {
+		f.stale++
+		return nil, &store.StaleCatalogError{Version: f.version}
+	}
 	if len(f.failures) > 0 {
 		err := f.failures[0]
 		f.failures = f.failures[1:]
@@ -177,10 +184,49 @@ func TestNameCacheFollowsCatalogVersion(t *testing.T) {
 	w.devices["m2"] = store.DeviceInfo{Key: 3, HasConfig: true, CTRatio: 1, VTRatio: 1, Series: map[string]store.SeriesInfo{"1.8.0": {Key: 10}}}
 	w.version++
 	w.mu.Unlock()
-	require.Equal(t, 1, send().Accepted)
+	require.Equal(t, 1, send().Accepted, "the write found the version stale: resolved again, not staged")
+	w.mu.Lock()
+	require.Equal(t, 2, w.lookups)
+	require.Equal(t, 1, w.stale)
+	require.Equal(t, 1, w.versions, "batches do not read the version: the write checks it")
+	w.mu.Unlock()
+
+	// A change that leaves the device alone resolves it again all the same; the cache
+	// follows changes that come in while a batch is being written, one after another.
+	w.mu.Lock()
+	w.version += 2
+	w.mu.Unlock()
+	require.Equal(t, 1, send().Duplicates)
+	w.mu.Lock()
+	require.Equal(t, 3, w.lookups)
+	require.Equal(t, 2, w.stale)
+	w.mu.Unlock()
+}
+
+func TestStaleCatalogBoundedAttempts(t *testing.T) {
+	// Every device lookup moves the catalog on, as if changes streamed in: the batch is
+	// resolved again a bounded number of times, the last write unchecked.
+	w := newFake()
+	p, stop := newPipeline(t, &movingCatalog{fakeWriter: w}, Config{})
+	defer stop()
+	rep, err := p.Submit(context.Background(), store.AllOrgs, []Reading{reading(t, "m1", "raw", "2026-11-26T10:00:00Z", "1")}, []int{0})
+	require.NoError(t, err)
+	require.Equal(t, 1, rep.Accepted)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	require.Equal(t, 2, w.lookups)
+	require.Equal(t, staleAttempts-1, w.stale)
+	require.Len(t, w.batches, 1)
+}
+
+// movingCatalog bumps the catalog version at every lookup.
+type movingCatalog struct{ *fakeWriter }
+
+func (m *movingCatalog) DeviceInfos(ctx context.Context, names []string) (map[string]store.DeviceInfo, error) {
+	out, err := m.fakeWriter.DeviceInfos(ctx, names)
+	m.mu.Lock()
+	m.version++
+	m.mu.Unlock()
+	return out, err
 }
 
 func TestGroupCommitAndFlushDeadline(t *testing.T) {
