@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/semaphore"
 
@@ -22,7 +23,8 @@ import (
 // Writer is what the pipeline needs of the database; *store.Store satisfies it.
 type Writer interface {
 	CatalogVersion(ctx context.Context) (int64, error)
-	DeviceInfos(ctx context.Context, names []string) (map[string]store.DeviceInfo, error)
+	DeviceRefs(ctx context.Context, names []string) (map[string]store.DeviceRef, error)
+	TypeConfigs(ctx context.Context, typeIDs []uuid.UUID) (map[uuid.UUID]store.TypeConfig, error)
 	// WriteReadings writes a batch whose names were resolved at catalog version catalog
 	// (store.AnyCatalog: unchecked); a *store.StaleCatalogError means nothing was written.
 	WriteReadings(ctx context.Context, catalog int64, rows []store.ReadingRow, staged []store.StagedRow) ([]store.Outcome, error)

@@ -3,8 +3,10 @@ package ingest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -24,17 +26,20 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // fakeWriter is the database at the pipeline's interface: it keeps readings in a map and
 // can be told to fail or block.
 type fakeWriter struct {
-	mu       sync.Mutex
-	version  int64
-	devices  map[string]store.DeviceInfo
-	stored   map[[3]int64]string
-	staged   []store.StagedRow
-	batches  []int // rows per WriteReadings call
-	lookups  int   // DeviceInfos calls
-	versions int   // CatalogVersion calls
-	stale    int   // writes refused for a stale catalog version
-	failures []error
-	block    chan struct{} // when set, writes wait for it to close
+	mu      sync.Mutex
+	version int64
+	devices map[string]store.DeviceInfo
+	stored  map[[3]int64]string
+	staged  []store.StagedRow
+	batches []int // rows per WriteReadings call
+	lookups int   // DeviceRefs calls
+	// TypeConfigs calls
+	typeLookups int
+	sharedType  map[string]string // device name -> type name, for devices sharing a type
+	versions    int               // CatalogVersion calls
+	stale       int               // writes refused for a stale catalog version
+	failures    []error
+	block       chan struct{} // when set, writes wait for it to close
 }
 
 func (f *fakeWriter) CatalogVersion(context.Context) (int64, error) {
@@ -44,17 +49,42 @@ func (f *fakeWriter) CatalogVersion(context.Context) (int64, error) {
 	return f.version, nil
 }
 
-func (f *fakeWriter) DeviceInfos(_ context.Context, names []string) (map[string]store.DeviceInfo, error) {
+// DeviceRefs gives each device a type of its own, named after it.
+func (f *fakeWriter) DeviceRefs(_ context.Context, names []string) (map[string]store.DeviceRef, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.lookups++
-	out := map[string]store.DeviceInfo{}
+	out := map[string]store.DeviceRef{}
 	for _, n := range names {
 		if d, ok := f.devices[n]; ok {
-			out[n] = d
+			typ := fakeType(f.typeOf(n))
+			out[n] = store.DeviceRef{Key: d.Key, ID: d.ID, OrganizationID: d.OrganizationID, TypeID: &typ, CTRatio: d.CTRatio, VTRatio: d.VTRatio}
 		}
 	}
 	return out, nil
+}
+
+func (f *fakeWriter) TypeConfigs(_ context.Context, ids []uuid.UUID) (map[uuid.UUID]store.TypeConfig, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.typeLookups++
+	out := map[uuid.UUID]store.TypeConfig{}
+	for n, d := range f.devices {
+		if typ := fakeType(f.typeOf(n)); slices.Contains(ids, typ) {
+			out[typ] = store.TypeConfig{HasConfig: d.HasConfig, TimeZone: d.TimeZone, Series: d.Series}
+		}
+	}
+	return out, nil
+}
+
+func fakeType(name string) uuid.UUID { return uuid.NewSHA1(uuid.Nil, []byte(name)) }
+
+// typeOf names a device's type: sharedType for those listed in it, else its own.
+func (f *fakeWriter) typeOf(device string) string {
+	if t, ok := f.sharedType[device]; ok {
+		return t
+	}
+	return device
 }
 
 func (f *fakeWriter) WriteReadings(_ context.Context, catalog int64, rows []store.ReadingRow, staged []store.StagedRow) ([]store.Outcome, error) {
@@ -200,7 +230,29 @@ func TestNameCacheFollowsCatalogVersion(t *testing.T) {
 	w.mu.Lock()
 	require.Equal(t, 3, w.lookups)
 	require.Equal(t, 2, w.stale)
+	require.Equal(t, 2, w.typeLookups, "the type is looked up again after a catalog change")
 	w.mu.Unlock()
+}
+
+func TestDeviceTypesCachedApart(t *testing.T) {
+	w := newFake()
+	w.sharedType = map[string]string{}
+	for i := range 3 {
+		name := fmt.Sprintf("s%d", i)
+		w.devices[name] = store.DeviceInfo{Key: int32(100 + i), HasConfig: true, CTRatio: 1, VTRatio: 1, Series: map[string]store.SeriesInfo{"1.8.0": {Key: 10}}}
+		w.sharedType[name] = "shared"
+	}
+	p, stop := newPipeline(t, w, Config{})
+	defer stop()
+	for i := range 3 {
+		rep, err := p.Submit(context.Background(), store.AllOrgs, []Reading{reading(t, fmt.Sprintf("s%d", i), "1.8.0", "2026-11-26T10:00:00Z", "1")}, []int{0})
+		require.NoError(t, err)
+		require.Equal(t, 1, rep.Accepted)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	require.Equal(t, 3, w.lookups, "each new device is looked up")
+	require.Equal(t, 1, w.typeLookups, "their type once")
 }
 
 func TestStaleCatalogBoundedAttempts(t *testing.T) {
@@ -221,8 +273,8 @@ func TestStaleCatalogBoundedAttempts(t *testing.T) {
 // movingCatalog bumps the catalog version at every lookup.
 type movingCatalog struct{ *fakeWriter }
 
-func (m *movingCatalog) DeviceInfos(ctx context.Context, names []string) (map[string]store.DeviceInfo, error) {
-	out, err := m.fakeWriter.DeviceInfos(ctx, names)
+func (m *movingCatalog) DeviceRefs(ctx context.Context, names []string) (map[string]store.DeviceRef, error) {
+	out, err := m.fakeWriter.DeviceRefs(ctx, names)
 	m.mu.Lock()
 	m.version++
 	m.mu.Unlock()

@@ -4,26 +4,33 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/amrd/amrd/store"
 )
 
 // nameCache maps device names to what ingestion needs of them, at one catalog version.
 // Names that are not devices are cached too (as absent), so that a stream of readings
-// for a device not yet created does not query the database every batch.
+// for a device not yet created does not query the database every batch. Device types'
+// configs are cached apart: a fleet has thousands of devices for a few types, so a
+// device not cached yet costs one small lookup of its own row.
 type nameCache struct {
 	mu      sync.Mutex
 	version int64
 	devices map[string]*store.DeviceInfo // nil value: no such device
+	types   map[uuid.UUID]store.TypeConfig
 	zones   map[string]*time.Location
 }
 
 func newNameCache() *nameCache {
-	return &nameCache{version: -1, devices: map[string]*store.DeviceInfo{}, zones: map[string]*time.Location{}}
+	return &nameCache{version: -1, devices: map[string]*store.DeviceInfo{}, types: map[uuid.UUID]store.TypeConfig{},
+		zones: map[string]*time.Location{}}
 }
 
 // resolve returns the devices of the names and the catalog version they were resolved
@@ -53,6 +60,7 @@ func (p *Pipeline) resolve(ctx context.Context, names map[string]struct{}, stale
 		}
 		c.version = fresh
 		c.devices = map[string]*store.DeviceInfo{}
+		c.types = map[uuid.UUID]store.TypeConfig{}
 	}
 	v := c.version
 	out := make(map[string]*store.DeviceInfo, len(names))
@@ -69,19 +77,55 @@ func (p *Pipeline) resolve(ctx context.Context, names map[string]struct{}, stale
 	if len(missing) == 0 {
 		return v, out, nil
 	}
-	found, err := p.w.DeviceInfos(ctx, missing)
+	refs, err := p.w.DeviceRefs(ctx, missing)
 	if err != nil {
 		return 0, nil, err
 	}
+	types := map[uuid.UUID]store.TypeConfig{}
+	var newTypes []uuid.UUID
+	c.mu.Lock()
+	for _, r := range refs {
+		if r.TypeID == nil {
+			continue
+		}
+		if tc, ok := c.types[*r.TypeID]; ok && c.version == v {
+			types[*r.TypeID] = tc
+		} else if !slices.Contains(newTypes, *r.TypeID) {
+			newTypes = append(newTypes, *r.TypeID)
+		}
+	}
+	c.mu.Unlock()
+	if len(newTypes) > 0 {
+		found, err := p.w.TypeConfigs(ctx, newTypes)
+		if err != nil {
+			return 0, nil, err
+		}
+		// A type missing here was deleted since its device was read: the device reads
+		// as without config, and the write finds the catalog version moved.
+		for _, id := range newTypes {
+			types[id] = found[id]
+		}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	keep := c.version == v // not reset meanwhile by another flusher at a newer version
+	if keep {
+		for _, id := range newTypes {
+			c.types[id] = types[id]
+		}
+	}
 	for _, n := range missing {
 		var d *store.DeviceInfo
-		if info, ok := found[n]; ok {
+		if r, ok := refs[n]; ok {
+			var tc store.TypeConfig
+			if r.TypeID != nil {
+				tc = types[*r.TypeID]
+			}
+			info := r.Info(tc)
 			d = &info
 		}
 		out[n] = d
-		if c.version == v { // not reset meanwhile by another flusher at a newer version
+		if keep {
 			c.devices[n] = d
 		}
 	}

@@ -43,46 +43,142 @@ func (s *Store) CatalogVersion(ctx context.Context) (int64, error) {
 }
 
 // DeviceInfos returns what ingestion needs of the named devices; names that are not
-// devices are absent from the map.
+// devices are absent from the map. It is DeviceRefs and TypeConfigs together.
 func (s *Store) DeviceInfos(ctx context.Context, names []string) (map[string]DeviceInfo, error) {
+	refs, err := s.DeviceRefs(ctx, names)
+	if err != nil {
+		return nil, err
+	}
+	var types []uuid.UUID
+	for _, r := range refs {
+		if r.TypeID != nil {
+			types = append(types, *r.TypeID)
+		}
+	}
+	configs, err := s.TypeConfigs(ctx, types)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]DeviceInfo, len(refs))
+	for name, r := range refs {
+		var c TypeConfig
+		if r.TypeID != nil {
+			c = configs[*r.TypeID]
+		}
+		out[name] = r.Info(c)
+	}
+	return out, nil
+}
+
+// DeviceRef is a meter device as ingestion finds it by name: its keys, organization,
+// type and the CT/VT ratios in effect.
+type DeviceRef struct {
+	Key            int32
+	ID             uuid.UUID
+	OrganizationID *uuid.UUID
+	TypeID         *uuid.UUID
+	CTRatio        int64 // 1 unless the device has a current transformer
+	VTRatio        int64 // 1 unless the device has a voltage transformer
+}
+
+// Info is the device with its type's config (the zero TypeConfig: none).
+func (r DeviceRef) Info(c TypeConfig) DeviceInfo {
+	d := DeviceInfo{Key: r.Key, ID: r.ID, OrganizationID: r.OrganizationID, CTRatio: r.CTRatio, VTRatio: r.VTRatio,
+		HasConfig: c.HasConfig, TimeZone: c.TimeZone, Series: c.Series}
+	if d.Series == nil {
+		d.Series = map[string]SeriesInfo{}
+	}
+	return d
+}
+
+// TypeConfig is what a device type's config says to ingestion: whether there is one, its
+// time zone and the series it allows.
+type TypeConfig struct {
+	HasConfig bool
+	TimeZone  string
+	Series    map[string]SeriesInfo
+}
+
+// DeviceRefs finds the named devices; names that are not devices are absent from the
+// map. It reads one table by its unique name index, so that a batch of readings for
+// devices not cached yet costs one small query (the series of their configs, the same
+// for thousands of devices, are TypeConfigs', cached apart).
+func (s *Store) DeviceRefs(ctx context.Context, names []string) (map[string]DeviceRef, error) {
 	rows, err := s.pool.Query(ctx, `
-		SELECT d.name, d.key, d.id, d.organization_id, c.id IS NOT NULL, coalesce(c.timezone, ''),
-			CASE WHEN d.has_current_transformer THEN d.current_transformer_ratio ELSE 1 END,
-			CASE WHEN d.has_voltage_transformer THEN d.voltage_transformer_ratio ELSE 1 END,
-			coalesce(array_agg(s.name) FILTER (WHERE s.id IS NOT NULL), '{}'),
-			coalesce(array_agg(s.key) FILTER (WHERE s.id IS NOT NULL), '{}'),
-			coalesce(array_agg(s.affected_by_ct_ratio) FILTER (WHERE s.id IS NOT NULL), '{}'),
-			coalesce(array_agg(s.affected_by_vt_ratio) FILTER (WHERE s.id IS NOT NULL), '{}')
-		FROM meter_devices d
-		LEFT JOIN meter_device_types t ON t.id = d.type_id
-		LEFT JOIN meter_device_configs c ON c.id = t.config_id
-		LEFT JOIN meter_device_config_series cs ON cs.config_id = c.id
-		LEFT JOIN meter_reading_series s ON s.id = cs.series_id
-		WHERE d.name = ANY($1)
-		GROUP BY d.id, c.id`, names)
+		SELECT name, key, id, organization_id, type_id,
+			CASE WHEN has_current_transformer THEN current_transformer_ratio ELSE 1 END,
+			CASE WHEN has_voltage_transformer THEN voltage_transformer_ratio ELSE 1 END
+		FROM meter_devices WHERE name = ANY($1)`, names)
 	if err != nil {
 		return nil, mapErr("resolving meter devices", err)
 	}
 	defer rows.Close()
-	out := make(map[string]DeviceInfo, len(names))
+	out := make(map[string]DeviceRef, len(names))
 	for rows.Next() {
-		var (
-			name     string
-			d        DeviceInfo
-			sn       []string
-			sk       []int32
-			sct, svt []bool
-		)
-		if err := rows.Scan(&name, &d.Key, &d.ID, &d.OrganizationID, &d.HasConfig, &d.TimeZone, &d.CTRatio, &d.VTRatio, &sn, &sk, &sct, &svt); err != nil {
+		var name string
+		var d DeviceRef
+		if err := rows.Scan(&name, &d.Key, &d.ID, &d.OrganizationID, &d.TypeID, &d.CTRatio, &d.VTRatio); err != nil {
 			return nil, mapErr("resolving meter devices", err)
-		}
-		d.Series = make(map[string]SeriesInfo, len(sn))
-		for i := range sn {
-			d.Series[sn[i]] = SeriesInfo{Key: sk[i], CT: sct[i], VT: svt[i]}
 		}
 		out[name] = d
 	}
 	return out, mapErr("resolving meter devices", rows.Err())
+}
+
+// TypeConfigs returns the config of each device type (HasConfig false for a type without
+// one); ids that are not types are absent from the map. Types of one config share its
+// Series map: read it, never write it.
+func (s *Store) TypeConfigs(ctx context.Context, typeIDs []uuid.UUID) (map[uuid.UUID]TypeConfig, error) {
+	out := make(map[uuid.UUID]TypeConfig, len(typeIDs))
+	if len(typeIDs) == 0 {
+		return out, nil
+	}
+	rows, err := s.pool.Query(ctx, `
+		SELECT t.id, c.id, coalesce(c.timezone, ''),
+			coalesce(array_agg(s.name) FILTER (WHERE s.id IS NOT NULL), '{}'),
+			coalesce(array_agg(s.key) FILTER (WHERE s.id IS NOT NULL), '{}'),
+			coalesce(array_agg(s.affected_by_ct_ratio) FILTER (WHERE s.id IS NOT NULL), '{}'),
+			coalesce(array_agg(s.affected_by_vt_ratio) FILTER (WHERE s.id IS NOT NULL), '{}')
+		FROM meter_device_types t
+		LEFT JOIN meter_device_configs c ON c.id = t.config_id
+		LEFT JOIN meter_device_config_series cs ON cs.config_id = c.id
+		LEFT JOIN meter_reading_series s ON s.id = cs.series_id
+		WHERE t.id = ANY($1)
+		GROUP BY t.id, c.id`, typeIDs)
+	if err != nil {
+		return nil, mapErr("resolving meter device types", err)
+	}
+	defer rows.Close()
+	byConfig := map[uuid.UUID]TypeConfig{}
+	for rows.Next() {
+		var (
+			typ      uuid.UUID
+			cfg      *uuid.UUID
+			c        TypeConfig
+			sn       []string
+			sk       []int32
+			sct, svt []bool
+		)
+		if err := rows.Scan(&typ, &cfg, &c.TimeZone, &sn, &sk, &sct, &svt); err != nil {
+			return nil, mapErr("resolving meter device types", err)
+		}
+		if cfg == nil {
+			out[typ] = TypeConfig{}
+			continue
+		}
+		if shared, ok := byConfig[*cfg]; ok {
+			out[typ] = shared
+			continue
+		}
+		c.HasConfig = true
+		c.Series = make(map[string]SeriesInfo, len(sn))
+		for i := range sn {
+			c.Series[sn[i]] = SeriesInfo{Key: sk[i], CT: sct[i], VT: svt[i]}
+		}
+		byConfig[*cfg] = c
+		out[typ] = c
+	}
+	return out, mapErr("resolving meter device types", rows.Err())
 }
 
 // ReadingRow is one validated reading for the readings hypertable. Rows of one write

@@ -3,11 +3,15 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"maps"
+	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/cockroachdb/apd/v3"
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
@@ -64,6 +68,26 @@ func TestDeviceInfosAndCatalogVersion(t *testing.T) {
 	require.Len(t, d.Series, 2, "only the config's series")
 	require.True(t, d.Series["2.8.0"].VT)
 	require.False(t, d.Series["1.8.0"].VT)
+
+	// Types: one without a config, two sharing one (and its series).
+	storetest.Exec(t, url, `INSERT INTO meter_device_types (organization_id, name, manufacturer, manufacturer_model, config_id)
+		SELECT organization_id, 't2', 'm', 'mm', config_id FROM meter_device_types WHERE name = 't'
+		UNION ALL SELECT organization_id, 'bare', 'm', 'mm', NULL FROM meter_device_types WHERE name = 't'`)
+	var t1, t2, bare uuid.UUID
+	storetest.QueryRow(t, url, `SELECT id FROM meter_device_types WHERE name = 't'`, &t1)
+	storetest.QueryRow(t, url, `SELECT id FROM meter_device_types WHERE name = 't2'`, &t2)
+	storetest.QueryRow(t, url, `SELECT id FROM meter_device_types WHERE name = 'bare'`, &bare)
+	refs, err := st.DeviceRefs(ctx, []string{"m1", "nope"})
+	require.NoError(t, err)
+	require.Equal(t, []string{"m1"}, slices.Collect(maps.Keys(refs)))
+	require.Equal(t, t1, *refs["m1"].TypeID)
+	tcs, err := st.TypeConfigs(ctx, []uuid.UUID{t1, t2, bare, uuid.New()})
+	require.NoError(t, err)
+	require.Len(t, tcs, 3, "a missing type is absent")
+	require.False(t, tcs[bare].HasConfig)
+	require.True(t, tcs[t2].HasConfig)
+	require.Equal(t, "Europe/Stockholm", tcs[t2].TimeZone)
+	require.Equal(t, reflect.ValueOf(tcs[t1].Series).Pointer(), reflect.ValueOf(tcs[t2].Series).Pointer(), "one config, one series map")
 }
 
 func TestWriteReadings(t *testing.T) {
