@@ -26,20 +26,20 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // fakeWriter is the database at the pipeline's interface: it keeps readings in a map and
 // can be told to fail or block.
 type fakeWriter struct {
-	mu      sync.Mutex
-	version int64
-	devices map[string]store.DeviceInfo
-	stored  map[[3]int64]string
-	staged  []store.StagedRow
-	batches []int // rows per WriteReadings call
-	lookups int   // DeviceRefs calls
-	// TypeConfigs calls
-	typeLookups int
+	mu          sync.Mutex
+	version     int64
+	devices     map[string]store.DeviceInfo
+	stored      map[[3]int64]string
+	staged      []store.StagedRow
+	batches     []int             // rows per WriteReadings call
+	lookups     int               // DeviceRefs calls
+	typeLookups int               // TypeConfigs calls
 	sharedType  map[string]string // device name -> type name, for devices sharing a type
 	versions    int               // CatalogVersion calls
 	stale       int               // writes refused for a stale catalog version
 	failures    []error
 	block       chan struct{} // when set, writes wait for it to close
+	writing     int           // writes started (blocked ones included)
 }
 
 func (f *fakeWriter) CatalogVersion(context.Context) (int64, error) {
@@ -88,6 +88,9 @@ func (f *fakeWriter) typeOf(device string) string {
 }
 
 func (f *fakeWriter) WriteReadings(_ context.Context, catalog int64, rows []store.ReadingRow, staged []store.StagedRow) ([]store.Outcome, error) {
+	f.mu.Lock()
+	f.writing++
+	f.mu.Unlock()
 	if f.block != nil {
 		<-f.block
 	}
@@ -319,6 +322,58 @@ func TestGroupCommitAndFlushDeadline(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, 100, rep.Accepted)
 		require.Zero(t, time.Since(start))
+	})
+}
+
+func TestGroupCommitWithoutWindow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newFake()
+		w.block = make(chan struct{})
+		p, stop := newPipeline(t, w, Config{Flushers: 2, ParallelReadings: 10, BatchReadings: 100})
+		defer stop()
+		submit := func(n, from int) <-chan error {
+			res := make(chan error, 1)
+			go func() {
+				rs := make([]Reading, n)
+				idx := make([]int, n)
+				for i := range rs {
+					rs[i] = reading(t, "m1", "raw", time.Date(2026, 1, 1, 0, from+i, 0, 0, time.UTC).Format(time.RFC3339), "1")
+					idx[i] = i
+				}
+				_, err := p.Submit(context.Background(), store.AllOrgs, rs, idx)
+				res <- err
+			}()
+			return res
+		}
+		writing := func() int {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			return w.writing
+		}
+		first := submit(1, 0)
+		synctest.Wait()
+		require.Equal(t, 1, writing(), "a lone reading is written at once, without a window")
+		var singles []<-chan error
+		for i := range 5 {
+			singles = append(singles, submit(1, 10+i))
+		}
+		synctest.Wait()
+		require.Equal(t, 1, writing(), "small requests wait behind the commit in progress, not on the free flusher")
+		large := submit(10, 100)
+		synctest.Wait()
+		require.Equal(t, 2, writing(), "enough waiting readings start the second flusher")
+		select {
+		case <-first:
+			t.Fatal("answered before its write committed")
+		default:
+		}
+		close(w.block)
+		for _, c := range append(singles, first, large) {
+			require.NoError(t, <-c)
+		}
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		require.ElementsMatch(t, []int{1, 15}, w.batches, "the five waiting singles shared the large request's batch")
 	})
 }
 

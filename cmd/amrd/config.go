@@ -89,7 +89,7 @@ func loadSettings(getenv func(string) string) (settings, error) {
 	s.DBMaxConns = num("AMRD_DB_MAX_CONNS", 20, 2)
 	s.IngestQueue = num("AMRD_INGEST_QUEUE_READINGS", 100_000, 1_000)
 	s.IngestBatch = num("AMRD_INGEST_BATCH_READINGS", 10_000, 1)
-	s.IngestFlush = time.Duration(num("AMRD_INGEST_FLUSH_MS", 3, 1)) * time.Millisecond
+	s.IngestFlush = time.Duration(num("AMRD_INGEST_FLUSH_MS", 0, 0)) * time.Millisecond
 	s.IngestMaxItems = num("AMRD_INGEST_MAX_ITEMS", 10_000, 1)
 	s.IngestFlushers = num("AMRD_INGEST_FLUSHERS", 0, 1)
 	if s.IngestMaxItems > s.IngestQueue {
