@@ -175,15 +175,17 @@ func (p *Pipeline) Submit(ctx context.Context, scope store.Scope, readings []Rea
 	if n > int64(p.cfg.QueueReadings) {
 		return Report{}, fmt.Errorf("ingest: %d readings exceed the queue of %d: %w", n, p.cfg.QueueReadings, ErrOverloaded)
 	}
-	wctx, cancel := context.WithTimeout(ctx, p.cfg.EnqueueWait)
-	err := p.room.Acquire(wctx, n)
-	cancel()
-	if err != nil {
-		if ctx.Err() != nil {
-			return Report{}, ctx.Err()
+	if !p.room.TryAcquire(n) { // the usual case has room: no timer for it
+		wctx, cancel := context.WithTimeout(ctx, p.cfg.EnqueueWait)
+		err := p.room.Acquire(wctx, n)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return Report{}, ctx.Err()
+			}
+			p.m.overloaded.Inc()
+			return Report{}, ErrOverloaded
 		}
-		p.m.overloaded.Inc()
-		return Report{}, ErrOverloaded
 	}
 	p.mu.RLock()
 	if p.closed {
