@@ -228,8 +228,14 @@ type rejection struct {
 // prepare validates the batch's readings against the resolved devices. It changes
 // nothing outside what it returns, so that a stale batch can be prepared again.
 func (p *Pipeline) prepare(batch []*job, devices map[string]*store.DeviceInfo) *prepared {
-	w := &prepared{}
-	first := map[rowKey]int{} // key -> index in rows, to settle repeats inside the batch
+	n := 0
+	for _, j := range batch {
+		n += len(j.readings)
+	}
+	// Sized for the usual batch, where every reading becomes a row: growing these was a
+	// quarter of this function's time for 1,000-reading requests.
+	w := &prepared{rows: make([]store.ReadingRow, 0, n), refs: make([]ref, 0, n)}
+	first := make(map[rowKey]int, n) // key -> index in rows, to settle repeats inside the batch
 	reject := func(j *job, i int, field, msg, reason string) {
 		w.rejected = append(w.rejected, rejection{ref{j, i}, field, msg, reason})
 	}
