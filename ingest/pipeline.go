@@ -56,7 +56,8 @@ type Config struct {
 	// 45): they gather while the previous batch commits instead of during a wait.
 	FlushEvery time.Duration
 	// Flushers run batches concurrently (one connection each), so that one batch is
-	// resolved and encoded while another commits. Default 2, one per core here.
+	// resolved and encoded while another commits; a second batch starts only when
+	// ParallelReadings wait. Default 2, one per core here.
 	Flushers int
 	// ParallelReadings: a batch starts while another is being written only when this
 	// many readings are waiting. Default 4,000: a batch costs about 3 ms besides its rows
