@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cockroachdb/apd/v3"
 )
@@ -84,6 +85,15 @@ type wireReading struct {
 // longer than maxItems is a *RequestError.
 func Decode(body []byte, maxItems int) (good []Reading, index []int, bad []ItemError, err error) {
 	body = bytes.TrimSpace(body)
+	if good, index, bad, ok := decodeFast(body, maxItems); ok {
+		return good, index, bad, nil
+	}
+	return decodeGeneral(body, maxItems)
+}
+
+// decodeGeneral is Decode for any body, with encoding/json: the whole body, then each
+// item again.
+func decodeGeneral(body []byte, maxItems int) (good []Reading, index []int, bad []ItemError, err error) {
 	if len(body) == 0 {
 		return nil, nil, nil, &RequestError{"The request body is empty: send one reading object or an array of them."}
 	}
@@ -123,6 +133,200 @@ func Decode(body []byte, maxItems int) (good []Reading, index []int, bad []ItemE
 		index = append(index, i)
 	}
 	return good, index, bad, nil
+}
+
+// decodeFast decodes, in one pass over the body, the shape collectors send: one object or
+// a non-empty array of at most maxItems objects whose members are the reading's known
+// names, each at most once, with strings free of escapes and control characters and a
+// value that is such a string or a JSON number. It reports false for anything else (a
+// syntax error, an escape, another key or type, an empty or too long array), and Decode
+// then takes the general path, which says what is wrong; for what it accepts, it returns
+// exactly what decodeGeneral does (FuzzDecode checks this).
+func decodeFast(body []byte, maxItems int) (good []Reading, index []int, bad []ItemError, ok bool) {
+	d := fastDecoder{b: body}
+	one := len(body) > 0 && body[0] == '{'
+	if !one && !d.byte('[') {
+		return nil, nil, nil, false
+	}
+	// Items are about 100 bytes: size the slices once for a typical request.
+	n := max(min(len(body)/100, maxItems), 1)
+	good, index = make([]Reading, 0, n), make([]int, 0, n)
+	for i := 0; ; i++ {
+		if i >= maxItems {
+			return nil, nil, nil, false
+		}
+		f, ok := d.object()
+		if !ok {
+			return nil, nil, nil, false
+		}
+		r, e := f.Parse()
+		if e != nil {
+			e.Index = i
+			bad = append(bad, *e)
+		} else {
+			good = append(good, r)
+			index = append(index, i)
+		}
+		if one {
+			break
+		}
+		d.space()
+		if d.byte(']') {
+			break
+		}
+		if !d.byte(',') {
+			return nil, nil, nil, false
+		}
+	}
+	d.space()
+	if d.i != len(d.b) {
+		return nil, nil, nil, false
+	}
+	return good, index, bad, true
+}
+
+// fastDecoder is decodeFast's position in the body.
+type fastDecoder struct {
+	b []byte
+	i int
+}
+
+func (d *fastDecoder) space() {
+	for d.i < len(d.b) && (d.b[d.i] == ' ' || d.b[d.i] == '\n' || d.b[d.i] == '\t' || d.b[d.i] == '\r') {
+		d.i++
+	}
+}
+
+// byte skips white space and c, and reports whether c was there.
+func (d *fastDecoder) byte(c byte) bool {
+	d.space()
+	if d.i < len(d.b) && d.b[d.i] == c {
+		d.i++
+		return true
+	}
+	return false
+}
+
+// object reads one reading object into Fields.
+func (d *fastDecoder) object() (Fields, bool) {
+	var f Fields
+	var device, meter, series, seriesAlias *string
+	if !d.byte('{') {
+		return f, false
+	}
+	if d.byte('}') {
+		return f, true
+	}
+	for {
+		d.space()
+		key, ok := d.str()
+		if !ok || !d.byte(':') {
+			return f, false
+		}
+		d.space()
+		var slot **string
+		switch string(key) {
+		case "meter_device_name":
+			slot = &device
+		case "meter":
+			slot = &meter
+		case "series_name":
+			slot = &series
+		case "series":
+			slot = &seriesAlias
+		case "timestamp":
+			slot = &f.Timestamp
+		case "value":
+			slot = &f.Value
+		default:
+			return f, false
+		}
+		if *slot != nil {
+			return f, false // a repeated key: the general path keeps the last one
+		}
+		var v []byte
+		if slot == &f.Value && d.i < len(d.b) && d.b[d.i] != '"' {
+			v, ok = d.number()
+		} else {
+			v, ok = d.str()
+		}
+		if !ok {
+			return f, false
+		}
+		s := string(v)
+		*slot = &s
+		if d.byte('}') {
+			break
+		}
+		if !d.byte(',') {
+			return f, false
+		}
+	}
+	f.Device, f.Series = either(device, meter), either(series, seriesAlias)
+	return f, true
+}
+
+// str reads a string without escapes or control characters, in valid UTF-8, and returns
+// its content.
+func (d *fastDecoder) str() ([]byte, bool) {
+	if d.i >= len(d.b) || d.b[d.i] != '"' {
+		return nil, false
+	}
+	start := d.i + 1
+	ascii := true
+	for j := start; j < len(d.b); j++ {
+		switch c := d.b[j]; {
+		case c == '"':
+			d.i = j + 1
+			if !ascii && !utf8.Valid(d.b[start:j]) {
+				return nil, false
+			}
+			return d.b[start:j], true
+		case c == '\\' || c < 0x20:
+			return nil, false
+		case c >= 0x80:
+			ascii = false
+		}
+	}
+	return nil, false
+}
+
+// number reads a JSON number as written.
+func (d *fastDecoder) number() ([]byte, bool) {
+	b, j := d.b, d.i
+	digits := func() bool {
+		k := j
+		for j < len(b) && b[j] >= '0' && b[j] <= '9' {
+			j++
+		}
+		return j > k
+	}
+	if j < len(b) && b[j] == '-' {
+		j++
+	}
+	if j < len(b) && b[j] == '0' {
+		j++
+	} else if !digits() {
+		return nil, false
+	}
+	if j < len(b) && b[j] == '.' {
+		j++
+		if !digits() {
+			return nil, false
+		}
+	}
+	if j < len(b) && (b[j] == 'e' || b[j] == 'E') {
+		j++
+		if j < len(b) && (b[j] == '+' || b[j] == '-') {
+			j++
+		}
+		if !digits() {
+			return nil, false
+		}
+	}
+	v := b[d.i:j]
+	d.i = j
+	return v, true
 }
 
 func decodeItem(raw json.RawMessage) (Reading, *ItemError) {
@@ -314,11 +518,9 @@ func ParseStamp(s string) (Stamp, error) {
 	if len(s) < 16 {
 		return Stamp{}, errBadStamp
 	}
-	b := []byte(s)
-	if b[10] == ' ' || b[10] == 't' {
-		b[10] = 'T'
+	if s[10] == ' ' || s[10] == 't' {
+		s = s[:10] + "T" + s[11:]
 	}
-	s = string(b)
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999Z0700", "2006-01-02T15:04Z07:00"} {
 		if t, err := time.Parse(layout, s); err == nil {
 			return Stamp{T: t.UTC().Truncate(time.Microsecond), HasOffset: true}, nil

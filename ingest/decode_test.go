@@ -1,7 +1,9 @@
 package ingest
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -208,11 +210,30 @@ func FuzzDecode(f *testing.F) {
 		`[{"value":"NaN"},{"value":null},1,"x",[],{}]`,
 		`{"timestamp":"2026-03-29T02:30:00","value":"-0.0"}`,
 		`[` + strings.Repeat(`{"value":1},`, 5) + `{}]`,
+		` [ {"meter" : "m\u0031", "series":"s","timestamp":"2026-01-01T00:00:00Z","value":-0.5e-3} , {"meter":"m","meter":"n"} ] `,
+		`[{"meter_device_name":"m","meter":"n","series_name":"s","series":"t","timestamp":"2026-01-01T00:00:00+01:00","value":"01"},{"Meter":"x"}]`,
+		"[{\"meter\":\"m\xff\",\"value\":0},{\"meter\":\"\u00e9\",\"value\":01}]",
+		`{"meter":"m","series":"s","timestamp":"2026-01-01T00:00","value":"1"} x`,
 	} {
 		f.Add([]byte(s))
 	}
 	sthlm, _ := time.LoadLocation("Europe/Stockholm")
 	f.Fuzz(func(t *testing.T, body []byte) {
+		// The one-pass decoder, where it takes a body, answers as the general one.
+		trimmed := bytes.TrimSpace(body)
+		if fg, fi, fb, ok := decodeFast(trimmed, 1000); ok {
+			gg, gi, gb, err := decodeGeneral(trimmed, 1000)
+			require.NoError(t, err, "decodeFast took a body the general decoder refuses")
+			require.Equal(t, gi, fi)
+			require.Equal(t, gb, fb)
+			require.Equal(t, len(gg), len(fg))
+			for i := range gg {
+				require.Equal(t, gg[i].Device, fg[i].Device)
+				require.Equal(t, gg[i].Series, fg[i].Series)
+				require.Equal(t, gg[i].Time, fg[i].Time)
+				require.Equal(t, gg[i].Value.String(), fg[i].Value.String())
+			}
+		}
 		good, idx, bad, err := Decode(body, 1000)
 		if err != nil {
 			return
@@ -236,4 +257,27 @@ func FuzzDecode(f *testing.F) {
 			_, _ = r.Time.In(sthlm)
 		}
 	})
+}
+
+// BenchmarkDecode decodes the bodies of make bench: one reading, and 1,000.
+func BenchmarkDecode(b *testing.B) {
+	item := `{"meter_device_name":"bench-100042","series_name":"1.8.0","timestamp":"2026-01-01T00:15:00Z","value":"12345.678"}`
+	for _, n := range []int{1, 1000} {
+		body := item
+		if n > 1 {
+			body = "[" + strings.TrimSuffix(strings.Repeat(item+",", n), ",") + "]"
+		}
+		for name, decode := range map[string]func([]byte, int) ([]Reading, []int, []ItemError, error){
+			"fast": Decode, "general": decodeGeneral,
+		} {
+			b.Run(fmt.Sprintf("%s/%d", name, n), func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if good, _, _, err := decode([]byte(body), 10_000); err != nil || len(good) != n {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
 }

@@ -3,8 +3,10 @@ package ingest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -24,42 +26,80 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // fakeWriter is the database at the pipeline's interface: it keeps readings in a map and
 // can be told to fail or block.
 type fakeWriter struct {
-	mu       sync.Mutex
-	version  int64
-	devices  map[string]store.DeviceInfo
-	stored   map[[3]int64]string
-	staged   []store.StagedRow
-	batches  []int // rows per WriteReadings call
-	lookups  int   // DeviceInfos calls
-	failures []error
-	block    chan struct{} // when set, writes wait for it to close
+	mu          sync.Mutex
+	version     int64
+	devices     map[string]store.DeviceInfo
+	stored      map[[3]int64]string
+	staged      []store.StagedRow
+	batches     []int             // rows per WriteReadings call
+	lookups     int               // DeviceRefs calls
+	typeLookups int               // TypeConfigs calls
+	sharedType  map[string]string // device name -> type name, for devices sharing a type
+	versions    int               // CatalogVersion calls
+	stale       int               // writes refused for a stale catalog version
+	failures    []error
+	block       chan struct{} // when set, writes wait for it to close
+	writing     int           // writes started (blocked ones included)
 }
 
 func (f *fakeWriter) CatalogVersion(context.Context) (int64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.versions++
 	return f.version, nil
 }
 
-func (f *fakeWriter) DeviceInfos(_ context.Context, names []string) (map[string]store.DeviceInfo, error) {
+// DeviceRefs gives each device a type of its own, named after it.
+func (f *fakeWriter) DeviceRefs(_ context.Context, names []string) (map[string]store.DeviceRef, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.lookups++
-	out := map[string]store.DeviceInfo{}
+	out := map[string]store.DeviceRef{}
 	for _, n := range names {
 		if d, ok := f.devices[n]; ok {
-			out[n] = d
+			typ := fakeType(f.typeOf(n))
+			out[n] = store.DeviceRef{Key: d.Key, ID: d.ID, OrganizationID: d.OrganizationID, TypeID: &typ, CTRatio: d.CTRatio, VTRatio: d.VTRatio}
 		}
 	}
 	return out, nil
 }
 
-func (f *fakeWriter) WriteReadings(_ context.Context, rows []store.ReadingRow, staged []store.StagedRow) ([]store.Outcome, error) {
+func (f *fakeWriter) TypeConfigs(_ context.Context, ids []uuid.UUID) (map[uuid.UUID]store.TypeConfig, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.typeLookups++
+	out := map[uuid.UUID]store.TypeConfig{}
+	for n, d := range f.devices {
+		if typ := fakeType(f.typeOf(n)); slices.Contains(ids, typ) {
+			out[typ] = store.TypeConfig{HasConfig: d.HasConfig, TimeZone: d.TimeZone, Series: d.Series}
+		}
+	}
+	return out, nil
+}
+
+func fakeType(name string) uuid.UUID { return uuid.NewSHA1(uuid.Nil, []byte(name)) }
+
+// typeOf names a device's type: sharedType for those listed in it, else its own.
+func (f *fakeWriter) typeOf(device string) string {
+	if t, ok := f.sharedType[device]; ok {
+		return t
+	}
+	return device
+}
+
+func (f *fakeWriter) WriteReadings(_ context.Context, catalog int64, rows []store.ReadingRow, staged []store.StagedRow) ([]store.Outcome, error) {
+	f.mu.Lock()
+	f.writing++
+	f.mu.Unlock()
 	if f.block != nil {
 		<-f.block
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if catalog != store.AnyCatalog && catalog != f.version {
+		f.stale++
+		return nil, &store.StaleCatalogError{Version: f.version}
+	}
 	if len(f.failures) > 0 {
 		err := f.failures[0]
 		f.failures = f.failures[1:]
@@ -177,10 +217,71 @@ func TestNameCacheFollowsCatalogVersion(t *testing.T) {
 	w.devices["m2"] = store.DeviceInfo{Key: 3, HasConfig: true, CTRatio: 1, VTRatio: 1, Series: map[string]store.SeriesInfo{"1.8.0": {Key: 10}}}
 	w.version++
 	w.mu.Unlock()
-	require.Equal(t, 1, send().Accepted)
+	require.Equal(t, 1, send().Accepted, "the write found the version stale: resolved again, not staged")
+	w.mu.Lock()
+	require.Equal(t, 2, w.lookups)
+	require.Equal(t, 1, w.stale)
+	require.Equal(t, 1, w.versions, "batches do not read the version: the write checks it")
+	w.mu.Unlock()
+
+	// A change that leaves the device alone resolves it again all the same; the cache
+	// follows changes that come in while a batch is being written, one after another.
+	w.mu.Lock()
+	w.version += 2
+	w.mu.Unlock()
+	require.Equal(t, 1, send().Duplicates)
+	w.mu.Lock()
+	require.Equal(t, 3, w.lookups)
+	require.Equal(t, 2, w.stale)
+	require.Equal(t, 2, w.typeLookups, "the type is looked up again after a catalog change")
+	w.mu.Unlock()
+}
+
+func TestDeviceTypesCachedApart(t *testing.T) {
+	w := newFake()
+	w.sharedType = map[string]string{}
+	for i := range 3 {
+		name := fmt.Sprintf("s%d", i)
+		w.devices[name] = store.DeviceInfo{Key: int32(100 + i), HasConfig: true, CTRatio: 1, VTRatio: 1, Series: map[string]store.SeriesInfo{"1.8.0": {Key: 10}}}
+		w.sharedType[name] = "shared"
+	}
+	p, stop := newPipeline(t, w, Config{})
+	defer stop()
+	for i := range 3 {
+		rep, err := p.Submit(context.Background(), store.AllOrgs, []Reading{reading(t, fmt.Sprintf("s%d", i), "1.8.0", "2026-11-26T10:00:00Z", "1")}, []int{0})
+		require.NoError(t, err)
+		require.Equal(t, 1, rep.Accepted)
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	require.Equal(t, 2, w.lookups)
+	require.Equal(t, 3, w.lookups, "each new device is looked up")
+	require.Equal(t, 1, w.typeLookups, "their type once")
+}
+
+func TestStaleCatalogBoundedAttempts(t *testing.T) {
+	// Every device lookup moves the catalog on, as if changes streamed in: the batch is
+	// resolved again a bounded number of times, the last write unchecked.
+	w := newFake()
+	p, stop := newPipeline(t, &movingCatalog{fakeWriter: w}, Config{})
+	defer stop()
+	rep, err := p.Submit(context.Background(), store.AllOrgs, []Reading{reading(t, "m1", "raw", "2026-11-26T10:00:00Z", "1")}, []int{0})
+	require.NoError(t, err)
+	require.Equal(t, 1, rep.Accepted)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	require.Equal(t, staleAttempts-1, w.stale)
+	require.Len(t, w.batches, 1)
+}
+
+// movingCatalog bumps the catalog version at every lookup.
+type movingCatalog struct{ *fakeWriter }
+
+func (m *movingCatalog) DeviceRefs(ctx context.Context, names []string) (map[string]store.DeviceRef, error) {
+	out, err := m.fakeWriter.DeviceRefs(ctx, names)
+	m.mu.Lock()
+	m.version++
+	m.mu.Unlock()
+	return out, err
 }
 
 func TestGroupCommitAndFlushDeadline(t *testing.T) {
@@ -221,6 +322,58 @@ func TestGroupCommitAndFlushDeadline(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, 100, rep.Accepted)
 		require.Zero(t, time.Since(start))
+	})
+}
+
+func TestGroupCommitWithoutWindow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newFake()
+		w.block = make(chan struct{})
+		p, stop := newPipeline(t, w, Config{Flushers: 2, ParallelReadings: 10, BatchReadings: 100})
+		defer stop()
+		submit := func(n, from int) <-chan error {
+			res := make(chan error, 1)
+			go func() {
+				rs := make([]Reading, n)
+				idx := make([]int, n)
+				for i := range rs {
+					rs[i] = reading(t, "m1", "raw", time.Date(2026, 1, 1, 0, from+i, 0, 0, time.UTC).Format(time.RFC3339), "1")
+					idx[i] = i
+				}
+				_, err := p.Submit(context.Background(), store.AllOrgs, rs, idx)
+				res <- err
+			}()
+			return res
+		}
+		writing := func() int {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			return w.writing
+		}
+		first := submit(1, 0)
+		synctest.Wait()
+		require.Equal(t, 1, writing(), "a lone reading is written at once, without a window")
+		var singles []<-chan error
+		for i := range 5 {
+			singles = append(singles, submit(1, 10+i))
+		}
+		synctest.Wait()
+		require.Equal(t, 1, writing(), "small requests wait behind the commit in progress, not on the free flusher")
+		large := submit(10, 100)
+		synctest.Wait()
+		require.Equal(t, 2, writing(), "enough waiting readings start the second flusher")
+		select {
+		case <-first:
+			t.Fatal("answered before its write committed")
+		default:
+		}
+		close(w.block)
+		for _, c := range append(singles, first, large) {
+			require.NoError(t, <-c)
+		}
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		require.ElementsMatch(t, []int{1, 15}, w.batches, "the five waiting singles shared the large request's batch")
 	})
 }
 

@@ -2,45 +2,67 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/amrd/amrd/store"
 )
 
 // nameCache maps device names to what ingestion needs of them, at one catalog version.
 // Names that are not devices are cached too (as absent), so that a stream of readings
-// for a device not yet created does not query the database every batch.
+// for a device not yet created does not query the database every batch. Device types'
+// configs are cached apart: a fleet has thousands of devices for a few types, so a
+// device not cached yet costs one small lookup of its own row.
 type nameCache struct {
 	mu      sync.Mutex
 	version int64
 	devices map[string]*store.DeviceInfo // nil value: no such device
+	types   map[uuid.UUID]store.TypeConfig
 	zones   map[string]*time.Location
 }
 
 func newNameCache() *nameCache {
-	return &nameCache{version: -1, devices: map[string]*store.DeviceInfo{}, zones: map[string]*time.Location{}}
+	return &nameCache{version: -1, devices: map[string]*store.DeviceInfo{}, types: map[uuid.UUID]store.TypeConfig{},
+		zones: map[string]*time.Location{}}
 }
 
-// resolve returns the devices of the names, from the cache when it is at the database's
-// current catalog version, else reloading what it lacks.
-func (p *Pipeline) resolve(ctx context.Context, names map[string]struct{}) (map[string]*store.DeviceInfo, error) {
-	v, err := p.w.CatalogVersion(ctx)
-	if err != nil {
-		return nil, err
-	}
+// resolve returns the devices of the names and the catalog version they were resolved
+// at: from the cache, reloading what it lacks. The cache trusts its version until a write
+// finds the database's moved on (stale, with the version it found), or knows none yet;
+// the writes check the version in their own transaction, so no batch reads it first.
+func (p *Pipeline) resolve(ctx context.Context, names map[string]struct{}, stale *staleAt) (int64, map[string]*store.DeviceInfo, error) {
 	c := p.cache
 	c.mu.Lock()
-	if v != c.version {
+	known := c.version >= 0
+	c.mu.Unlock()
+	fresh := int64(-1) // the database's version, when this batch learnt it
+	if stale != nil {
+		fresh = stale.found
+	} else if !known {
+		var err error
+		if fresh, err = p.w.CatalogVersion(ctx); err != nil {
+			return 0, nil, err
+		}
+	}
+	c.mu.Lock()
+	// Reset only a cache still at the version that failed (or at none): another flusher
+	// may have moved it on meanwhile, from what it learnt later.
+	if fresh >= 0 && fresh != c.version && (c.version < 0 || stale != nil && c.version == stale.wrote) {
 		if c.version >= 0 {
 			p.m.cacheResets.Inc()
 		}
-		c.version = v
+		c.version = fresh
 		c.devices = map[string]*store.DeviceInfo{}
+		c.types = map[uuid.UUID]store.TypeConfig{}
 	}
+	v := c.version
 	out := make(map[string]*store.DeviceInfo, len(names))
 	var missing []string
 	for n := range names {
@@ -53,25 +75,61 @@ func (p *Pipeline) resolve(ctx context.Context, names map[string]struct{}) (map[
 	}
 	c.mu.Unlock()
 	if len(missing) == 0 {
-		return out, nil
+		return v, out, nil
 	}
-	found, err := p.w.DeviceInfos(ctx, missing)
+	refs, err := p.w.DeviceRefs(ctx, missing)
 	if err != nil {
-		return nil, err
+		return 0, nil, err
+	}
+	types := map[uuid.UUID]store.TypeConfig{}
+	var newTypes []uuid.UUID
+	c.mu.Lock()
+	for _, r := range refs {
+		if r.TypeID == nil {
+			continue
+		}
+		if tc, ok := c.types[*r.TypeID]; ok && c.version == v {
+			types[*r.TypeID] = tc
+		} else if !slices.Contains(newTypes, *r.TypeID) {
+			newTypes = append(newTypes, *r.TypeID)
+		}
+	}
+	c.mu.Unlock()
+	if len(newTypes) > 0 {
+		found, err := p.w.TypeConfigs(ctx, newTypes)
+		if err != nil {
+			return 0, nil, err
+		}
+		// A type missing here was deleted since its device was read: the device reads
+		// as without config, and the write finds the catalog version moved.
+		for _, id := range newTypes {
+			types[id] = found[id]
+		}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	keep := c.version == v // not reset meanwhile by another flusher at a newer version
+	if keep {
+		for _, id := range newTypes {
+			c.types[id] = types[id]
+		}
+	}
 	for _, n := range missing {
 		var d *store.DeviceInfo
-		if info, ok := found[n]; ok {
+		if r, ok := refs[n]; ok {
+			var tc store.TypeConfig
+			if r.TypeID != nil {
+				tc = types[*r.TypeID]
+			}
+			info := r.Info(tc)
 			d = &info
 		}
 		out[n] = d
-		if c.version == v { // not reset meanwhile by another flusher at a newer version
+		if keep {
 			c.devices[n] = d
 		}
 	}
-	return out, nil
+	return v, out, nil
 }
 
 func (p *Pipeline) zone(name string) (*time.Location, error) {
@@ -100,29 +158,87 @@ type ref struct {
 	i   int
 }
 
+// staleAt is a write refused because the catalog moved: the version it was made at and
+// the one the database had.
+type staleAt struct{ wrote, found int64 }
+
+// staleAttempts bounds how often one batch is resolved again after a catalog change
+// (each change is a person or a provisioning script editing devices; three in the few
+// milliseconds of one batch's write means changes are streaming in). The last attempt
+// writes without the check, with names resolved moments before, as a batch that read the
+// version first and then wrote would have.
+const staleAttempts = 3
+
 // write resolves, validates and stores one batch, filling each job's report.
 func (p *Pipeline) write(ctx context.Context, batch []*job) error {
 	names := map[string]struct{}{}
 	for _, j := range batch {
-		j.report = Report{Rejected: []ItemError{}}
 		for i := range j.readings {
 			names[j.readings[i].Device] = struct{}{}
 		}
 	}
-	devices, err := p.resolve(ctx, names)
-	if err != nil {
-		return err
+	var stale *staleAt
+	for attempt := 1; ; attempt++ {
+		version, devices, err := p.resolve(ctx, names, stale)
+		if err != nil {
+			return err
+		}
+		w := p.prepare(batch, devices)
+		check := version
+		if attempt == staleAttempts {
+			check = store.AnyCatalog
+		}
+		outcomes, err := p.w.WriteReadings(ctx, check, w.rows, w.staged)
+		var se *store.StaleCatalogError
+		if errors.As(err, &se) {
+			p.m.staleWrites.Inc()
+			stale = &staleAt{wrote: version, found: se.Version}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		p.settleBatch(batch, w, outcomes)
+		return nil
 	}
-	var rows []store.ReadingRow
-	var refs []ref
-	var staged []store.StagedRow
-	var stagedRefs []ref
-	first := map[rowKey]int{} // key -> index in rows, to settle repeats inside the batch
-	type repeat struct {
-		ref
-		row int
+}
+
+// prepared is a batch resolved and validated, ready to write: the rows and staged rows,
+// where each came from, and what was rejected.
+type prepared struct {
+	rows       []store.ReadingRow
+	refs       []ref
+	staged     []store.StagedRow
+	stagedRefs []ref
+	repeats    []repeat
+	rejected   []rejection
+}
+
+// repeat is a reading whose key an earlier reading of the batch has (rows[row]).
+type repeat struct {
+	ref
+	row int
+}
+
+type rejection struct {
+	ref
+	field, msg, reason string
+}
+
+// prepare validates the batch's readings against the resolved devices. It changes
+// nothing outside what it returns, so that a stale batch can be prepared again.
+func (p *Pipeline) prepare(batch []*job, devices map[string]*store.DeviceInfo) *prepared {
+	n := 0
+	for _, j := range batch {
+		n += len(j.readings)
 	}
-	var repeats []repeat
+	// Sized for the usual batch, where every reading becomes a row: growing these was a
+	// quarter of this function's time for 1,000-reading requests.
+	w := &prepared{rows: make([]store.ReadingRow, 0, n), refs: make([]ref, 0, n)}
+	first := make(map[rowKey]int, n) // key -> index in rows, to settle repeats inside the batch
+	reject := func(j *job, i int, field, msg, reason string) {
+		w.rejected = append(w.rejected, rejection{ref{j, i}, field, msg, reason})
+	}
 	for _, j := range batch {
 		for i := range j.readings {
 			r := &j.readings[i]
@@ -131,62 +247,68 @@ func (p *Pipeline) write(ctx context.Context, batch []*job) error {
 				d = nil // another organization's device is unknown to this submitter
 			}
 			if d == nil && !j.scope.All {
-				p.reject(j, i, "meter_device_name", fmt.Sprintf("Unknown meter device %q.", r.Device), "unknown_device")
+				reject(j, i, "meter_device_name", fmt.Sprintf("Unknown meter device %q.", r.Device), "unknown_device")
 				continue
 			}
 			if d == nil {
 				t, err := r.Time.In(p.cfg.DefaultTimeZone)
 				if err != nil {
-					p.reject(j, i, "timestamp", err.Error(), "local_time")
+					reject(j, i, "timestamp", err.Error(), "local_time")
 					continue
 				}
 				sr := store.StagedRow{Device: r.Device, Series: r.Series, Time: t, Value: r.Value}
 				if !r.Time.HasOffset {
 					sr.Civil = r.Time.T // promotion reads it in the device config's zone
 				}
-				staged = append(staged, sr)
-				stagedRefs = append(stagedRefs, ref{j, i})
+				w.staged = append(w.staged, sr)
+				w.stagedRefs = append(w.stagedRefs, ref{j, i})
 				continue
 			}
 			row, field, msg, reason := p.validate(d, r)
 			if msg != "" {
-				p.reject(j, i, field, msg, reason)
+				reject(j, i, field, msg, reason)
 				continue
 			}
 			k := rowKey{row.DeviceKey, row.SeriesKey, row.Time.UnixNano()}
 			if at, dup := first[k]; dup {
-				repeats = append(repeats, repeat{ref{j, i}, at})
+				w.repeats = append(w.repeats, repeat{ref{j, i}, at})
 				continue
 			}
-			first[k] = len(rows)
-			rows = append(rows, row)
-			refs = append(refs, ref{j, i})
+			first[k] = len(w.rows)
+			w.rows = append(w.rows, row)
+			w.refs = append(w.refs, ref{j, i})
 		}
 	}
-	outcomes, err := p.w.WriteReadings(ctx, rows, staged)
-	if err != nil {
-		return err
+	return w
+}
+
+// settleBatch fills the jobs' reports from a committed write.
+func (p *Pipeline) settleBatch(batch []*job, w *prepared, outcomes []store.Outcome) {
+	for _, j := range batch {
+		j.report = Report{Rejected: []ItemError{}}
+	}
+	for _, r := range w.rejected {
+		p.reject(r.job, r.i, r.field, r.msg, r.reason)
 	}
 	for n, o := range outcomes {
-		p.settle(refs[n], o)
+		p.settle(w.refs[n], o)
 	}
-	for _, rp := range repeats {
+	for _, rp := range w.repeats {
 		// A key sent twice in one batch: the same value is a duplicate of the first,
 		// another value conflicts with it (whatever became of the first).
 		o := store.Duplicate
-		if rows[rp.row].Value.Cmp(&rp.job.readings[rp.i].Value) != 0 {
+		if w.rows[rp.row].Value.Cmp(&rp.job.readings[rp.i].Value) != 0 {
 			o = store.Conflict
 		}
 		p.settle(rp.ref, o)
 	}
-	for _, sr := range stagedRefs {
+	for _, sr := range w.stagedRefs {
 		sr.job.report.Staged++
 	}
-	p.m.staged.Add(float64(len(staged)))
+	p.m.staged.Add(float64(len(w.staged)))
 	for _, j := range batch {
 		sort.Slice(j.report.Rejected, func(a, b int) bool { return j.report.Rejected[a].Index < j.report.Rejected[b].Index })
 	}
-	return nil
 }
 
 // ReasonConflict is the Reason of a reading refused because another value is stored for

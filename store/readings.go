@@ -35,6 +35,7 @@ type SeriesInfo struct {
 
 // CatalogVersion returns the number that every change to devices, types, configs or
 // series bumps (schema trigger): a name cache filled at another version is stale.
+// WriteReadings checks it too, in the transaction that writes.
 func (s *Store) CatalogVersion(ctx context.Context) (int64, error) {
 	var v int64
 	err := s.pool.QueryRow(ctx, `SELECT version FROM catalog_version`).Scan(&v)
@@ -42,46 +43,142 @@ func (s *Store) CatalogVersion(ctx context.Context) (int64, error) {
 }
 
 // DeviceInfos returns what ingestion needs of the named devices; names that are not
-// devices are absent from the map.
+// devices are absent from the map. It is DeviceRefs and TypeConfigs together.
 func (s *Store) DeviceInfos(ctx context.Context, names []string) (map[string]DeviceInfo, error) {
+	refs, err := s.DeviceRefs(ctx, names)
+	if err != nil {
+		return nil, err
+	}
+	var types []uuid.UUID
+	for _, r := range refs {
+		if r.TypeID != nil {
+			types = append(types, *r.TypeID)
+		}
+	}
+	configs, err := s.TypeConfigs(ctx, types)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]DeviceInfo, len(refs))
+	for name, r := range refs {
+		var c TypeConfig
+		if r.TypeID != nil {
+			c = configs[*r.TypeID]
+		}
+		out[name] = r.Info(c)
+	}
+	return out, nil
+}
+
+// DeviceRef is a meter device as ingestion finds it by name: its keys, organization,
+// type and the CT/VT ratios in effect.
+type DeviceRef struct {
+	Key            int32
+	ID             uuid.UUID
+	OrganizationID *uuid.UUID
+	TypeID         *uuid.UUID
+	CTRatio        int64 // 1 unless the device has a current transformer
+	VTRatio        int64 // 1 unless the device has a voltage transformer
+}
+
+// Info is the device with its type's config (the zero TypeConfig: none).
+func (r DeviceRef) Info(c TypeConfig) DeviceInfo {
+	d := DeviceInfo{Key: r.Key, ID: r.ID, OrganizationID: r.OrganizationID, CTRatio: r.CTRatio, VTRatio: r.VTRatio,
+		HasConfig: c.HasConfig, TimeZone: c.TimeZone, Series: c.Series}
+	if d.Series == nil {
+		d.Series = map[string]SeriesInfo{}
+	}
+	return d
+}
+
+// TypeConfig is what a device type's config says to ingestion: whether there is one, its
+// time zone and the series it allows.
+type TypeConfig struct {
+	HasConfig bool
+	TimeZone  string
+	Series    map[string]SeriesInfo
+}
+
+// DeviceRefs finds the named devices; names that are not devices are absent from the
+// map. It reads one table by its unique name index, so that a batch of readings for
+// devices not cached yet costs one small query (the series of their configs, the same
+// for thousands of devices, are TypeConfigs', cached apart).
+func (s *Store) DeviceRefs(ctx context.Context, names []string) (map[string]DeviceRef, error) {
 	rows, err := s.pool.Query(ctx, `
-		SELECT d.name, d.key, d.id, d.organization_id, c.id IS NOT NULL, coalesce(c.timezone, ''),
-			CASE WHEN d.has_current_transformer THEN d.current_transformer_ratio ELSE 1 END,
-			CASE WHEN d.has_voltage_transformer THEN d.voltage_transformer_ratio ELSE 1 END,
-			coalesce(array_agg(s.name) FILTER (WHERE s.id IS NOT NULL), '{}'),
-			coalesce(array_agg(s.key) FILTER (WHERE s.id IS NOT NULL), '{}'),
-			coalesce(array_agg(s.affected_by_ct_ratio) FILTER (WHERE s.id IS NOT NULL), '{}'),
-			coalesce(array_agg(s.affected_by_vt_ratio) FILTER (WHERE s.id IS NOT NULL), '{}')
-		FROM meter_devices d
-		LEFT JOIN meter_device_types t ON t.id = d.type_id
-		LEFT JOIN meter_device_configs c ON c.id = t.config_id
-		LEFT JOIN meter_device_config_series cs ON cs.config_id = c.id
-		LEFT JOIN meter_reading_series s ON s.id = cs.series_id
-		WHERE d.name = ANY($1)
-		GROUP BY d.id, c.id`, names)
+		SELECT name, key, id, organization_id, type_id,
+			CASE WHEN has_current_transformer THEN current_transformer_ratio ELSE 1 END,
+			CASE WHEN has_voltage_transformer THEN voltage_transformer_ratio ELSE 1 END
+		FROM meter_devices WHERE name = ANY($1)`, names)
 	if err != nil {
 		return nil, mapErr("resolving meter devices", err)
 	}
 	defer rows.Close()
-	out := make(map[string]DeviceInfo, len(names))
+	out := make(map[string]DeviceRef, len(names))
 	for rows.Next() {
-		var (
-			name     string
-			d        DeviceInfo
-			sn       []string
-			sk       []int32
-			sct, svt []bool
-		)
-		if err := rows.Scan(&name, &d.Key, &d.ID, &d.OrganizationID, &d.HasConfig, &d.TimeZone, &d.CTRatio, &d.VTRatio, &sn, &sk, &sct, &svt); err != nil {
+		var name string
+		var d DeviceRef
+		if err := rows.Scan(&name, &d.Key, &d.ID, &d.OrganizationID, &d.TypeID, &d.CTRatio, &d.VTRatio); err != nil {
 			return nil, mapErr("resolving meter devices", err)
-		}
-		d.Series = make(map[string]SeriesInfo, len(sn))
-		for i := range sn {
-			d.Series[sn[i]] = SeriesInfo{Key: sk[i], CT: sct[i], VT: svt[i]}
 		}
 		out[name] = d
 	}
 	return out, mapErr("resolving meter devices", rows.Err())
+}
+
+// TypeConfigs returns the config of each device type (HasConfig false for a type without
+// one); ids that are not types are absent from the map. Types of one config share its
+// Series map: read it, never write it.
+func (s *Store) TypeConfigs(ctx context.Context, typeIDs []uuid.UUID) (map[uuid.UUID]TypeConfig, error) {
+	out := make(map[uuid.UUID]TypeConfig, len(typeIDs))
+	if len(typeIDs) == 0 {
+		return out, nil
+	}
+	rows, err := s.pool.Query(ctx, `
+		SELECT t.id, c.id, coalesce(c.timezone, ''),
+			coalesce(array_agg(s.name) FILTER (WHERE s.id IS NOT NULL), '{}'),
+			coalesce(array_agg(s.key) FILTER (WHERE s.id IS NOT NULL), '{}'),
+			coalesce(array_agg(s.affected_by_ct_ratio) FILTER (WHERE s.id IS NOT NULL), '{}'),
+			coalesce(array_agg(s.affected_by_vt_ratio) FILTER (WHERE s.id IS NOT NULL), '{}')
+		FROM meter_device_types t
+		LEFT JOIN meter_device_configs c ON c.id = t.config_id
+		LEFT JOIN meter_device_config_series cs ON cs.config_id = c.id
+		LEFT JOIN meter_reading_series s ON s.id = cs.series_id
+		WHERE t.id = ANY($1)
+		GROUP BY t.id, c.id`, typeIDs)
+	if err != nil {
+		return nil, mapErr("resolving meter device types", err)
+	}
+	defer rows.Close()
+	byConfig := map[uuid.UUID]TypeConfig{}
+	for rows.Next() {
+		var (
+			typ      uuid.UUID
+			cfg      *uuid.UUID
+			c        TypeConfig
+			sn       []string
+			sk       []int32
+			sct, svt []bool
+		)
+		if err := rows.Scan(&typ, &cfg, &c.TimeZone, &sn, &sk, &sct, &svt); err != nil {
+			return nil, mapErr("resolving meter device types", err)
+		}
+		if cfg == nil {
+			out[typ] = TypeConfig{}
+			continue
+		}
+		if shared, ok := byConfig[*cfg]; ok {
+			out[typ] = shared
+			continue
+		}
+		c.HasConfig = true
+		c.Series = make(map[string]SeriesInfo, len(sn))
+		for i := range sn {
+			c.Series[sn[i]] = SeriesInfo{Key: sk[i], CT: sct[i], VT: svt[i]}
+		}
+		byConfig[*cfg] = c
+		out[typ] = c
+	}
+	return out, mapErr("resolving meter device types", rows.Err())
 }
 
 // ReadingRow is one validated reading for the readings hypertable. Rows of one write
@@ -115,38 +212,51 @@ const (
 	Conflict          // a different value is stored for the key: not written
 )
 
+// ErrStaleCatalog is the error of a write whose names were resolved at a catalog version
+// that is no longer the database's: nothing was written, and the caller resolves again.
+var ErrStaleCatalog = errors.New("the catalog changed since the names were resolved")
+
+// StaleCatalogError is an ErrStaleCatalog that carries the version the write found.
+type StaleCatalogError struct{ Version int64 }
+
+func (e *StaleCatalogError) Error() string {
+	return fmt.Sprintf("writing readings: catalog version %d: %v", e.Version, ErrStaleCatalog)
+}
+
+// Unwrap makes errors.Is(err, ErrStaleCatalog) true.
+func (e *StaleCatalogError) Unwrap() error { return ErrStaleCatalog }
+
+// AnyCatalog tells WriteReadings not to check the catalog version.
+const AnyCatalog int64 = -1
+
 // WriteReadings stores readings and staged readings in one transaction, and says for
 // each reading whether it was inserted, a duplicate of what is stored, or a conflict with
 // it. Nothing is overwritten. It returns only after the transaction committed.
 //
-// A large batch of new readings goes straight into the hypertable with one COPY. When
-// that meets an existing key, the COPY is rolled back to a savepoint and the rows go
-// through one INSERT ... ON CONFLICT DO NOTHING of arrays, which sorts them into the three
-// outcomes; small batches take that INSERT at once.
-func (s *Store) WriteReadings(ctx context.Context, rows []ReadingRow, staged []StagedRow) ([]Outcome, error) {
+// catalog is the catalog version the rows were resolved at (device and series keys,
+// factors, which names are unknown and staged): the transaction checks it and, if the
+// catalog has moved since, writes nothing and returns a *StaleCatalogError. So a name
+// cache needs no read of its own before each batch, and a batch never commits names that
+// another replica changed before it.
+//
+// A small batch is one statement in an implicit transaction (one round trip, its commit
+// included): it checks the version, inserts readings with ON CONFLICT DO NOTHING and
+// stages the rest. A large batch of new readings goes into the hypertable with one COPY
+// in an explicit transaction. When that meets an existing key, the COPY is rolled back to
+// a savepoint and the rows take the INSERT. Rows the INSERT skipped are then sorted into
+// duplicates and conflicts by one more query.
+func (s *Store) WriteReadings(ctx context.Context, catalog int64, rows []ReadingRow, staged []StagedRow) ([]Outcome, error) {
 	out := make([]Outcome, len(rows))
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if len(rows) > 0 {
-			if err := writeReadings(ctx, tx, rows, out); err != nil {
-				return err
-			}
-		}
-		if len(staged) > 0 {
-			_, err := tx.CopyFrom(ctx, pgx.Identifier{"staged_meter_readings"}, []string{"meter_device_name", "series_name", "ts", "local_time", "value"},
-				pgx.CopyFromSlice(len(staged), func(i int) ([]any, error) {
-					r := &staged[i]
-					var civil any // NULL unless sent without an offset
-					if !r.Civil.IsZero() {
-						civil = r.Civil
-					}
-					return []any{r.Device, r.Series, r.Time, civil, numeric{&r.Value}}, nil
-				}))
-			if err != nil {
-				return fmt.Errorf("staging readings: %w", err)
-			}
-		}
-		return nil
-	})
+	var err error
+	if len(rows) < copyThreshold && len(staged) < copyThreshold {
+		err = s.writeSmall(ctx, catalog, rows, staged, out)
+	} else {
+		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return writeLarge(ctx, tx, catalog, rows, staged, out) })
+	}
+	var stale *StaleCatalogError
+	if errors.As(err, &stale) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, mapErr("writing readings", err)
 	}
@@ -163,56 +273,136 @@ func readingSource(rows []ReadingRow) pgx.CopyFromSource {
 }
 
 // copyThreshold: from this many rows a write tries one COPY first (the fastest path for
-// new readings); smaller batches, as single-reading requests make, go straight to one
-// INSERT of arrays, which costs fewer round trips than a COPY under a savepoint.
+// new readings); smaller batches, as single-reading requests make, take the one INSERT
+// statement, which costs one round trip where a COPY in a transaction costs five (BEGIN,
+// SAVEPOINT, COPY, RELEASE, COMMIT).
 const copyThreshold = 1000
 
-func writeReadings(ctx context.Context, tx pgx.Tx, rows []ReadingRow, out []Outcome) error {
-	if len(rows) >= copyThreshold {
-		sp, err := tx.Begin(ctx) // a savepoint, so that a key conflict keeps the transaction
-		if err != nil {
-			return err
-		}
-		_, err = sp.CopyFrom(ctx, pgx.Identifier{"meter_readings"}, readingCols, readingSource(rows))
-		if err == nil {
-			return sp.Commit(ctx) // all inserted (out is all Inserted already)
-		}
-		var pe *pgconn.PgError
-		if !errors.As(err, &pe) || pe.Code != "23505" {
-			return fmt.Errorf("copying readings: %w", err)
-		}
-		if err := sp.Rollback(ctx); err != nil {
-			return err
+// writeSmall writes a small batch in one statement: one round trip, in an implicit
+// transaction that commits when the statement ends.
+func (s *Store) writeSmall(ctx context.Context, catalog int64, rows []ReadingRow, staged []StagedRow, out []Outcome) error {
+	a := readingArrays(rows)
+	sn := make([]string, len(staged))
+	ss := make([]string, len(staged))
+	st := make([]time.Time, len(staged))
+	sl := make([]pgtype.Timestamp, len(staged)) // NULL unless sent without an offset
+	sv := make([]string, len(staged))
+	for i := range staged {
+		r := &staged[i]
+		sn[i], ss[i], st[i], sv[i] = r.Device, r.Series, r.Time, r.Value.String()
+		if !r.Civil.IsZero() {
+			sl[i] = pgtype.Timestamp{Time: r.Civil, Valid: true}
 		}
 	}
-	return insertSorting(ctx, tx, rows, out)
-}
-
-// insertSorting inserts rows with ON CONFLICT DO NOTHING and sorts each into inserted,
-// duplicate (the same value is stored) or conflict (another value is stored).
-func insertSorting(ctx context.Context, tx pgx.Tx, rows []ReadingRow, out []Outcome) error {
-	dev := make([]int32, len(rows))
-	ser := make([]int32, len(rows))
-	ts := make([]time.Time, len(rows))
-	val := make([]string, len(rows))
-	fac := make([]int64, len(rows))
-	for i := range rows {
-		dev[i], ser[i], ts[i], val[i], fac[i] = rows[i].DeviceKey, rows[i].SeriesKey, rows[i].Time, rows[i].Value.String(), rows[i].Factor
-	}
-	// Values travel as text and become numeric in SQL: exact, no float64.
-	ins, err := tx.Query(ctx, `INSERT INTO meter_readings (device_key, series_key, ts, value, factor)
-		SELECT * FROM unnest($1::int4[], $2::int4[], $3::timestamptz[], $4::text[]::numeric[], $5::int8[])
-		ON CONFLICT (device_key, series_key, ts) DO NOTHING RETURNING device_key, series_key, ts`, dev, ser, ts, val, fac)
+	// One statement, so one snapshot: the version it checks is the one its inserts are
+	// made under, and a stale version inserts nothing. Values travel as text and become
+	// numeric in SQL: exact, no float64. The first output row carries the version, every
+	// row one inserted key (or NULLs when none was).
+	res, err := s.pool.Query(ctx, `
+		WITH cv AS (SELECT version FROM catalog_version),
+		ok AS (SELECT FROM cv WHERE $1::int8 < 0 OR version = $1::int8),
+		ins AS (
+			INSERT INTO meter_readings (device_key, series_key, ts, value, factor)
+			SELECT * FROM unnest($2::int4[], $3::int4[], $4::timestamptz[], $5::text[]::numeric[], $6::int8[])
+			WHERE EXISTS (SELECT FROM ok)
+			ON CONFLICT (device_key, series_key, ts) DO NOTHING
+			RETURNING device_key, series_key, ts),
+		stg AS (
+			INSERT INTO staged_meter_readings (meter_device_name, series_name, ts, local_time, value)
+			SELECT * FROM unnest($7::text[], $8::text[], $9::timestamptz[], $10::timestamp[], $11::text[]::numeric[])
+			WHERE EXISTS (SELECT FROM ok))
+		SELECT cv.version, ins.device_key, ins.series_key, ins.ts FROM cv LEFT JOIN ins ON true`,
+		catalog, a.dev, a.ser, a.ts, a.val, a.fac, sn, ss, st, sl, sv)
 	if err != nil {
 		return fmt.Errorf("inserting readings: %w", err)
 	}
-	type key struct {
-		d, s int32
-		ts   int64
+	inserted := make(map[rowKey]bool, len(rows))
+	version := AnyCatalog
+	for res.Next() {
+		var d, sk *int32
+		var t *time.Time
+		if err := res.Scan(&version, &d, &sk, &t); err != nil {
+			res.Close()
+			return err
+		}
+		if d != nil {
+			inserted[rowKey{*d, *sk, t.UnixMicro()}] = true
+		}
 	}
-	inserted := map[key]bool{}
+	res.Close()
+	if err := res.Err(); err != nil {
+		return fmt.Errorf("inserting readings: %w", err)
+	}
+	if catalog >= 0 && version != catalog {
+		return &StaleCatalogError{Version: version}
+	}
+	if !markInserted(rows, inserted, out) {
+		// What the INSERT skipped is stored: the check runs after the commit, in a
+		// statement of its own, as it would inside a transaction at read committed.
+		return sortSkipped(ctx, s.pool, a, out)
+	}
+	return nil
+}
+
+// writeLarge writes a large batch in the transaction tx.
+func writeLarge(ctx context.Context, tx pgx.Tx, catalog int64, rows []ReadingRow, staged []StagedRow, out []Outcome) error {
+	if catalog >= 0 {
+		var v int64
+		if err := tx.QueryRow(ctx, `SELECT version FROM catalog_version`).Scan(&v); err != nil {
+			return fmt.Errorf("reading the catalog version: %w", err)
+		}
+		if v != catalog {
+			return &StaleCatalogError{Version: v}
+		}
+	}
+	if len(rows) > 0 {
+		if err := copyOrInsert(ctx, tx, rows, out); err != nil {
+			return err
+		}
+	}
+	if len(staged) > 0 {
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"staged_meter_readings"}, []string{"meter_device_name", "series_name", "ts", "local_time", "value"},
+			pgx.CopyFromSlice(len(staged), func(i int) ([]any, error) {
+				r := &staged[i]
+				var civil any // NULL unless sent without an offset
+				if !r.Civil.IsZero() {
+					civil = r.Civil
+				}
+				return []any{r.Device, r.Series, r.Time, civil, numeric{&r.Value}}, nil
+			}))
+		if err != nil {
+			return fmt.Errorf("staging readings: %w", err)
+		}
+	}
+	return nil
+}
+
+func copyOrInsert(ctx context.Context, tx pgx.Tx, rows []ReadingRow, out []Outcome) error {
+	sp, err := tx.Begin(ctx) // a savepoint, so that a key conflict keeps the transaction
+	if err != nil {
+		return err
+	}
+	_, err = sp.CopyFrom(ctx, pgx.Identifier{"meter_readings"}, readingCols, readingSource(rows))
+	if err == nil {
+		return sp.Commit(ctx) // all inserted (out is all Inserted already)
+	}
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "23505" {
+		return fmt.Errorf("copying readings: %w", err)
+	}
+	if err := sp.Rollback(ctx); err != nil {
+		return err
+	}
+	a := readingArrays(rows)
+	ins, err := tx.Query(ctx, `INSERT INTO meter_readings (device_key, series_key, ts, value, factor)
+		SELECT * FROM unnest($1::int4[], $2::int4[], $3::timestamptz[], $4::text[]::numeric[], $5::int8[])
+		ON CONFLICT (device_key, series_key, ts) DO NOTHING RETURNING device_key, series_key, ts`, a.dev, a.ser, a.ts, a.val, a.fac)
+	if err != nil {
+		return fmt.Errorf("inserting readings: %w", err)
+	}
+	inserted := make(map[rowKey]bool, len(rows))
 	for ins.Next() {
-		var k key
+		var k rowKey
 		var t time.Time
 		if err := ins.Scan(&k.d, &k.s, &t); err != nil {
 			ins.Close()
@@ -225,23 +415,56 @@ func insertSorting(ctx context.Context, tx pgx.Tx, rows []ReadingRow, out []Outc
 	if err := ins.Err(); err != nil {
 		return fmt.Errorf("inserting readings: %w", err)
 	}
+	if !markInserted(rows, inserted, out) {
+		return sortSkipped(ctx, tx, a, out)
+	}
+	return nil
+}
+
+type rowKey struct {
+	d, s int32
+	ts   int64
+}
+
+// arrays are a batch's readings as the parameters of one INSERT of unnest.
+type arrays struct {
+	dev, ser []int32
+	ts       []time.Time
+	val      []string
+	fac      []int64
+}
+
+func readingArrays(rows []ReadingRow) arrays {
+	a := arrays{dev: make([]int32, len(rows)), ser: make([]int32, len(rows)), ts: make([]time.Time, len(rows)),
+		val: make([]string, len(rows)), fac: make([]int64, len(rows))}
 	for i := range rows {
-		if inserted[key{rows[i].DeviceKey, rows[i].SeriesKey, rows[i].Time.UnixMicro()}] {
+		a.dev[i], a.ser[i], a.ts[i], a.val[i], a.fac[i] = rows[i].DeviceKey, rows[i].SeriesKey, rows[i].Time, rows[i].Value.String(), rows[i].Factor
+	}
+	return a
+}
+
+// markInserted sets out from the keys an INSERT returned; the others are duplicates
+// until sortSkipped says otherwise. It reports whether every row was inserted.
+func markInserted(rows []ReadingRow, inserted map[rowKey]bool, out []Outcome) bool {
+	for i := range rows {
+		if inserted[rowKey{rows[i].DeviceKey, rows[i].SeriesKey, rows[i].Time.UnixMicro()}] {
 			out[i] = Inserted
 		} else {
-			out[i] = Duplicate // until the comparison below says otherwise
+			out[i] = Duplicate
 		}
 	}
-	if len(inserted) == len(rows) {
-		return nil
-	}
-	// A new statement sees what the INSERT skipped, including rows that a concurrent
-	// transaction committed while the INSERT waited for it.
+	return len(inserted) == len(rows)
+}
+
+// sortSkipped finds, among the rows an INSERT skipped, those whose stored value differs:
+// conflicts. A new statement sees what the INSERT skipped, including rows that a
+// concurrent transaction committed while the INSERT waited for it.
+func sortSkipped(ctx context.Context, q querier, a arrays, out []Outcome) error {
 	// The batch's time range, as constants, lets TimescaleDB skip the chunks outside it;
 	// without it the join probes every chunk's index for every row (measured: 1.1 s
 	// against 41 ms for 10,000 re-sent readings over 11 chunks).
-	lo, hi := ts[0], ts[0]
-	for _, t := range ts {
+	lo, hi := a.ts[0], a.ts[0]
+	for _, t := range a.ts {
 		if t.Before(lo) {
 			lo = t
 		}
@@ -249,10 +472,10 @@ func insertSorting(ctx context.Context, tx pgx.Tx, rows []ReadingRow, out []Outc
 			hi = t
 		}
 	}
-	res, err := tx.Query(ctx, `SELECT u.i FROM unnest($1::int4[], $2::int4[], $3::timestamptz[], $4::text[]::numeric[])
+	res, err := q.Query(ctx, `SELECT u.i FROM unnest($1::int4[], $2::int4[], $3::timestamptz[], $4::text[]::numeric[])
 		WITH ORDINALITY AS u(d, s, ts, v, i)
 		JOIN meter_readings m ON m.device_key = u.d AND m.series_key = u.s AND m.ts = u.ts
-		WHERE m.value <> u.v AND m.ts >= $5 AND m.ts <= $6`, dev, ser, ts, val, lo, hi)
+		WHERE m.value <> u.v AND m.ts >= $5 AND m.ts <= $6`, a.dev, a.ser, a.ts, a.val, lo, hi)
 	if err != nil {
 		return err
 	}

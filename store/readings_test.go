@@ -3,11 +3,15 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"maps"
+	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/cockroachdb/apd/v3"
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
@@ -64,6 +68,26 @@ func TestDeviceInfosAndCatalogVersion(t *testing.T) {
 	require.Len(t, d.Series, 2, "only the config's series")
 	require.True(t, d.Series["2.8.0"].VT)
 	require.False(t, d.Series["1.8.0"].VT)
+
+	// Types: one without a config, two sharing one (and its series).
+	storetest.Exec(t, url, `INSERT INTO meter_device_types (organization_id, name, manufacturer, manufacturer_model, config_id)
+		SELECT organization_id, 't2', 'm', 'mm', config_id FROM meter_device_types WHERE name = 't'
+		UNION ALL SELECT organization_id, 'bare', 'm', 'mm', NULL FROM meter_device_types WHERE name = 't'`)
+	var t1, t2, bare uuid.UUID
+	storetest.QueryRow(t, url, `SELECT id FROM meter_device_types WHERE name = 't'`, &t1)
+	storetest.QueryRow(t, url, `SELECT id FROM meter_device_types WHERE name = 't2'`, &t2)
+	storetest.QueryRow(t, url, `SELECT id FROM meter_device_types WHERE name = 'bare'`, &bare)
+	refs, err := st.DeviceRefs(ctx, []string{"m1", "nope"})
+	require.NoError(t, err)
+	require.Equal(t, []string{"m1"}, slices.Collect(maps.Keys(refs)))
+	require.Equal(t, t1, *refs["m1"].TypeID)
+	tcs, err := st.TypeConfigs(ctx, []uuid.UUID{t1, t2, bare, uuid.New()})
+	require.NoError(t, err)
+	require.Len(t, tcs, 3, "a missing type is absent")
+	require.False(t, tcs[bare].HasConfig)
+	require.True(t, tcs[t2].HasConfig)
+	require.Equal(t, "Europe/Stockholm", tcs[t2].TimeZone)
+	require.Equal(t, reflect.ValueOf(tcs[t1].Series).Pointer(), reflect.ValueOf(tcs[t2].Series).Pointer(), "one config, one series map")
 }
 
 func TestWriteReadings(t *testing.T) {
@@ -80,14 +104,14 @@ func TestWriteReadings(t *testing.T) {
 		return store.ReadingRow{DeviceKey: d.Key, SeriesKey: s.Key, Time: t0.Add(time.Duration(minutes) * time.Minute), Value: apdDec(t, v), Factor: 100}
 	}
 
-	out, err := st.WriteReadings(ctx, []store.ReadingRow{row(0, "1.50"), row(15, "2")},
+	out, err := st.WriteReadings(ctx, store.AnyCatalog, []store.ReadingRow{row(0, "1.50"), row(15, "2")},
 		[]store.StagedRow{{Device: "future", Series: "1.8.0", Time: t0, Value: apdDec(t, "7")}})
 	require.NoError(t, err)
 	require.Equal(t, []store.Outcome{store.Inserted, store.Inserted}, out)
 
 	// A re-send of the same value is a duplicate, a different value a conflict, a new key
 	// is inserted: in one batch.
-	out, err = st.WriteReadings(ctx, []store.ReadingRow{row(0, "1.5"), row(15, "3"), row(30, "4")}, nil)
+	out, err = st.WriteReadings(ctx, store.AnyCatalog, []store.ReadingRow{row(0, "1.5"), row(15, "3"), row(30, "4")}, nil)
 	require.NoError(t, err)
 	require.Equal(t, []store.Outcome{store.Duplicate, store.Conflict, store.Inserted}, out, "1.5 equals the stored 1.50 numerically")
 
@@ -105,9 +129,61 @@ func TestWriteReadings(t *testing.T) {
 	require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM staged_meter_readings WHERE meter_device_name = 'future'`).Scan(&n))
 	require.Equal(t, 1, n)
 
+	t.Run("a stale catalog version writes nothing", func(t *testing.T) {
+		v, err := st.CatalogVersion(ctx)
+		require.NoError(t, err)
+		for _, n := range []int{1, 1500} { // the one-statement path and the COPY path
+			rows := make([]store.ReadingRow, n)
+			for i := range rows {
+				rows[i] = row(-100_000+i, "8")
+			}
+			staged := []store.StagedRow{{Device: "stale", Series: "1.8.0", Time: t0, Value: apdDec(t, "1")}}
+			_, err = st.WriteReadings(ctx, v-1, rows, staged)
+			var stale *store.StaleCatalogError
+			require.ErrorAs(t, err, &stale)
+			require.ErrorIs(t, err, store.ErrStaleCatalog)
+			require.Equal(t, v, stale.Version, "the error names the version found")
+			var got int
+			require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM meter_readings WHERE ts < $1`, t0.Add(-50_000*time.Minute)).Scan(&got))
+			require.Zero(t, got)
+			require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM staged_meter_readings WHERE meter_device_name = 'stale'`).Scan(&got))
+			require.Zero(t, got)
+
+			out, err := st.WriteReadings(ctx, v, rows, staged)
+			require.NoError(t, err, "the current version writes")
+			require.Len(t, out, n)
+			require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM meter_readings WHERE ts < $1`, t0.Add(-50_000*time.Minute)).Scan(&got))
+			require.Equal(t, n, got)
+			storetest.Exec(t, url, `DELETE FROM meter_readings WHERE ts < $1`, t0.Add(-50_000*time.Minute))
+			storetest.Exec(t, url, `DELETE FROM staged_meter_readings WHERE meter_device_name = 'stale'`)
+		}
+	})
+
+	t.Run("large batches sort duplicates and conflicts too", func(t *testing.T) {
+		rows := make([]store.ReadingRow, 1200) // above the COPY threshold
+		for i := range rows {
+			rows[i] = row(-200_000+i, "6")
+		}
+		out, err := st.WriteReadings(ctx, store.AnyCatalog, rows[:1100], nil)
+		require.NoError(t, err)
+		require.Equal(t, store.Inserted, out[1099])
+		rows[0].Value = apdDec(t, "7")
+		out, err = st.WriteReadings(ctx, store.AnyCatalog, rows, nil)
+		require.NoError(t, err, "a COPY that meets stored keys falls back to the INSERT")
+		require.Equal(t, store.Conflict, out[0])
+		require.Equal(t, store.Duplicate, out[1])
+		require.Equal(t, store.Duplicate, out[1099])
+		require.Equal(t, store.Inserted, out[1100])
+		require.Equal(t, store.Inserted, out[1199])
+		var got int
+		require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM meter_readings WHERE ts >= $1 AND ts < $2`,
+			t0.Add(-200_000*time.Minute), t0.Add(-150_000*time.Minute)).Scan(&got))
+		require.Equal(t, 1200, got)
+	})
+
 	t.Run("exact values survive", func(t *testing.T) {
 		big := "123456789012345678901234567890.000000000000000000000000000001"
-		out, err := st.WriteReadings(ctx, []store.ReadingRow{row(45, big), row(60, "-0.000000001")}, nil)
+		out, err := st.WriteReadings(ctx, store.AnyCatalog, []store.ReadingRow{row(45, big), row(60, "-0.000000001")}, nil)
 		require.NoError(t, err)
 		require.Equal(t, []store.Outcome{store.Inserted, store.Inserted}, out)
 		var got string
@@ -129,7 +205,7 @@ func TestWriteReadings(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				results[w], errs[w] = st.WriteReadings(ctx, rows, nil)
+				results[w], errs[w] = st.WriteReadings(ctx, store.AnyCatalog, rows, nil)
 			}()
 		}
 		wg.Wait()
@@ -158,7 +234,7 @@ func TestPromoteStaged(t *testing.T) {
 	stage := func(series string, minutes int, v string) store.StagedRow {
 		return store.StagedRow{Device: "m9", Series: series, Time: t0.Add(time.Duration(minutes) * time.Minute), Value: apdDec(t, v)}
 	}
-	_, err := st.WriteReadings(ctx, nil, []store.StagedRow{
+	_, err := st.WriteReadings(ctx, store.AnyCatalog, nil, []store.StagedRow{
 		stage("1.8.0", 0, "1"), stage("1.8.0", 15, "2"), stage("2.8.0", 0, "3"),
 		stage("other", 0, "4"),   // not in the config: stays
 		stage("1.8.0", 0, "1.0"), // repeat, same value: absorbed

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"syscall"
@@ -160,6 +161,12 @@ func withStore(ctx context.Context, cfg settings, log *slog.Logger, fn func(*sto
 func serve(ctx context.Context, cfg settings, stdout io.Writer, log *slog.Logger) error {
 	if err := errors.Join(cfg.needDB(), cfg.needSecrets()); err != nil {
 		return err
+	}
+	if cfg.GCPercent > 0 {
+		debug.SetGCPercent(cfg.GCPercent)
+	}
+	if cfg.MemoryLimit > 0 {
+		debug.SetMemoryLimit(cfg.MemoryLimit)
 	}
 	st, err := store.Open(ctx, store.Config{URL: cfg.DatabaseURL, MaxConns: int32(cfg.DBMaxConns), Secret: cfg.SecretKey}, log)
 	if err != nil {

@@ -300,6 +300,9 @@ func TestLoadSettings(t *testing.T) {
 		require.Equal(t, 20, s.DBMaxConns)
 		require.False(t, s.CORSAllowAll)
 		require.Empty(t, s.CORSWhitelist)
+		require.Zero(t, s.IngestFlush, "group commit without a window")
+		require.Equal(t, 400, s.GCPercent)
+		require.Equal(t, int64(192<<20), s.MemoryLimit)
 	})
 
 	t.Run("values", func(t *testing.T) {
@@ -316,6 +319,9 @@ func TestLoadSettings(t *testing.T) {
 			"AMRD_LISTEN":                 "0.0.0.0:9000",
 			"AMRD_LOG_LEVEL":              "debug",
 			"AMRD_DB_MAX_CONNS":           "5",
+			"AMRD_INGEST_FLUSH_MS":        "2",
+			"GOGC":                        "100",
+			"GOMEMLIMIT":                  "1GiB",
 		}))
 		require.NoError(t, err)
 		require.Equal(t, 60*time.Second, s.JWTExpiration)
@@ -328,6 +334,9 @@ func TestLoadSettings(t *testing.T) {
 		require.Equal(t, "0.0.0.0:9000", s.Listen)
 		require.Equal(t, "debug", s.LogLevel)
 		require.Equal(t, 5, s.DBMaxConns)
+		require.Equal(t, 2*time.Millisecond, s.IngestFlush)
+		require.Zero(t, s.GCPercent, "GOGC is the Go runtime's to apply")
+		require.Zero(t, s.MemoryLimit)
 		require.Equal(t, []byte(testSecret), s.jwtKey())
 	})
 
