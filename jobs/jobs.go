@@ -132,6 +132,8 @@ type Jobs struct {
 	cfg   Config
 	st    Store
 	execs map[string]Executor
+	// types are the execution types of execs, as claims name them.
+	types []string
 	log   *slog.Logger
 	m     *metrics
 
@@ -151,8 +153,12 @@ func New(cfg Config, st Store, executors map[string]Executor, log *slog.Logger, 
 	if err != nil {
 		return nil, err
 	}
+	types := make([]string, 0, len(executors))
+	for t := range executors {
+		types = append(types, t)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Jobs{cfg: cfg, st: st, execs: executors, log: log.With("component", "jobs"), m: m,
+	return &Jobs{cfg: cfg, st: st, execs: executors, types: types, log: log.With("component", "jobs"), m: m,
 		runCtx: ctx, cancelRun: cancel}, nil
 }
 
@@ -284,11 +290,7 @@ func (j *Jobs) Dispatch(ctx context.Context, now time.Time) (int, error) {
 	if free <= 0 {
 		return 0, nil
 	}
-	types := make([]string, 0, len(j.execs))
-	for t := range j.execs {
-		types = append(types, t)
-	}
-	runs, err := j.st.ClaimTaskRuns(ctx, store.AllOrgs, store.Claim{Types: types, Worker: j.cfg.Worker, Limit: free,
+	runs, err := j.st.ClaimTaskRuns(ctx, store.AllOrgs, store.Claim{Types: j.types, Worker: j.cfg.Worker, Limit: free,
 		Lease: j.cfg.RunTimeout + 30*time.Second, Now: now})
 	if err != nil {
 		return 0, err

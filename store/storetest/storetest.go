@@ -100,13 +100,9 @@ func New(t testing.TB) (*store.Store, string) {
 // make rows whose API is not under test and to look at what is stored.
 func Query(t testing.TB, dbURL, sql string, args []any, dest ...any) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		t.Fatalf("connecting to the test database: %v", err)
-	}
-	defer conn.Close(ctx)
+	ctx, conn, done := connect(t, dbURL)
+	defer done()
+	var err error
 	if len(dest) == 0 {
 		_, err = conn.Exec(ctx, sql, args...)
 	} else {
@@ -117,16 +113,24 @@ func Query(t testing.TB, dbURL, sql string, args []any, dest ...any) {
 	}
 }
 
+// connect opens a connection to the test database for one statement, with a 30 s
+// deadline; done closes it.
+func connect(t testing.TB, dbURL string) (ctx context.Context, conn *pgx.Conn, done func()) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		cancel()
+		t.Fatalf("connecting to the test database: %v", err)
+	}
+	return ctx, conn, func() { conn.Close(ctx); cancel() }
+}
+
 // Rows runs a query and returns all its rows, each as its column values.
 func Rows(t testing.TB, dbURL, sql string, args ...any) [][]any {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		t.Fatalf("connecting to the test database: %v", err)
-	}
-	defer conn.Close(ctx)
+	ctx, conn, done := connect(t, dbURL)
+	defer done()
 	rows, err := conn.Query(ctx, sql, args...)
 	if err != nil {
 		t.Fatalf("running %q: %v", sql, err)
