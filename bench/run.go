@@ -53,6 +53,7 @@ type Case struct {
 	P99ms       float64 `json:"p99_ms,omitempty"`
 	Errors      int64   `json:"errors,omitempty"`
 	PeakRSSMB   float64 `json:"amrd_peak_rss_mb,omitempty"`
+	CPU         *CPU    `json:"cpu,omitempty"`
 }
 
 // Results is what a run prints and writes.
@@ -129,7 +130,12 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Results, error) {
 		c.RowsPerSec = float64(c.Rows) / c.Seconds
 		res.Cases = append(res.Cases, c)
 		res.PeakRSS = max(res.PeakRSS, c.PeakRSSMB)
-		fmt.Fprintf(out, "bench: %s: %d rows in %.1f s = %.0f readings/s\n", st.name, c.Rows, c.Seconds, c.RowsPerSec)
+		fmt.Fprintf(out, "bench: %s: %d rows in %.1f s = %.0f readings/s", st.name, c.Rows, c.Seconds, c.RowsPerSec)
+		if c.CPU != nil {
+			fmt.Fprintf(out, "; CPU a reading: amrd %.1f us, client %.1f us, PostgreSQL %.1f us; machine %.0f%% busy",
+				c.CPU.AmrdUS, c.CPU.ClientUS, c.CPU.PostgresUS, 100*c.CPU.Busy)
+		}
+		fmt.Fprintln(out)
 	}
 	if len(res.Cases) < len(steps) {
 		return res, nil
@@ -157,6 +163,17 @@ func report(out io.Writer, r *Results) {
 			p50, p99 = fmt.Sprintf("%.1f", c.P50ms), fmt.Sprintf("%.1f", c.P99ms)
 		}
 		fmt.Fprintf(out, "%-10s %12d %8.1f %12.0f %9s %9s  %s\n", c.Name, c.Rows, c.Seconds, c.RowsPerSec, p50, p99, c.Description)
+	}
+	fmt.Fprintf(out, "\nCPU a reading, in microseconds (the three share the machine's cores):\n%-10s %8s %8s %10s %8s\n", "case", "amrd", "client", "PostgreSQL", "busy")
+	for _, c := range r.Cases {
+		if c.CPU == nil {
+			continue
+		}
+		a := "-"
+		if c.Requests > 0 {
+			a = fmt.Sprintf("%.1f", c.CPU.AmrdUS)
+		}
+		fmt.Fprintf(out, "%-10s %8s %8.1f %10.1f %7.0f%%\n", c.Name, a, c.CPU.ClientUS, c.CPU.PostgresUS, 100*c.CPU.Busy)
 	}
 	fmt.Fprintf(out, "\nratios: b/a = %.2f (target >= 0.5), b/d = %.0f (target >= 100), c/d = %.1f (target >= 10)\n",
 		r.Ratios["b/a"], r.Ratios["b/d"], r.Ratios["c/d"])
@@ -242,6 +259,7 @@ func copyCase(ctx context.Context, db string, f *fleet, dur time.Duration) (Case
 	defer conn.Close(ctx)
 	const batch = 10_000
 	var next int64
+	cpu0 := takeCPU(0)
 	start := time.Now()
 	for time.Since(start) < dur {
 		first := next
@@ -256,29 +274,39 @@ func copyCase(ctx context.Context, db string, f *fleet, dur time.Duration) (Case
 		}
 		next += batch
 	}
-	return Case{Rows: next, Seconds: time.Since(start).Seconds()}, nil
+	elapsed := time.Since(start).Seconds()
+	return Case{Rows: next, Seconds: elapsed, CPU: perReading(cpu0, takeCPU(0), next)}, nil
 }
 
 // naiveCase writes each reading in its own transaction after looking up its device, its
 // series in the device's organization, and that the device's config allows the series:
 // what a straightforward per-reading handler does.
 func naiveCase(ctx context.Context, db string, f *fleet, dur time.Duration, clients int) (Case, error) {
+	conns := make([]*pgx.Conn, clients)
+	defer func() {
+		for _, c := range conns {
+			if c != nil {
+				c.Close(ctx)
+			}
+		}
+	}()
+	for i := range conns {
+		c, err := pgx.Connect(ctx, db)
+		if err != nil {
+			return Case{}, err
+		}
+		conns[i] = c
+	}
 	var next atomic.Int64
-	var errs atomic.Int64
-	start := time.Now()
-	var wg sync.WaitGroup
 	var firstErr error
 	var once sync.Once
-	for c := 0; c < clients; c++ {
+	cpu0 := takeCPU(0)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for _, conn := range conns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			conn, err := pgx.Connect(ctx, db)
-			if err != nil {
-				once.Do(func() { firstErr = err })
-				return
-			}
-			defer conn.Close(ctx)
 			for time.Since(start) < dur {
 				n := next.Add(1) - 1
 				d, s, ts := f.at(n)
@@ -305,7 +333,6 @@ func naiveCase(ctx context.Context, db string, f *fleet, dur time.Duration, clie
 					return err
 				})
 				if err != nil {
-					errs.Add(1)
 					once.Do(func() { firstErr = err })
 					return
 				}
@@ -313,10 +340,12 @@ func naiveCase(ctx context.Context, db string, f *fleet, dur time.Duration, clie
 		}()
 	}
 	wg.Wait()
+	elapsed := time.Since(start).Seconds()
+	cpu1 := takeCPU(0) // before the deferred closes end the backends
 	if firstErr != nil {
 		return Case{}, firstErr
 	}
-	return Case{Rows: next.Load(), Seconds: time.Since(start).Seconds()}, nil
+	return Case{Rows: next.Load(), Seconds: elapsed, CPU: perReading(cpu0, cpu1, next.Load())}, nil
 }
 
 // httpCase starts amrd on the database and posts readings for cfg.Duration: clients
@@ -340,6 +369,7 @@ func httpCase(ctx context.Context, cfg Config, db string, f *fleet, per, clients
 	lat := make([][]time.Duration, clients)
 	var firstErr error
 	var once sync.Once
+	cpu0 := takeCPU(srv.pid())
 	start := time.Now()
 	var wg sync.WaitGroup
 	for c := 0; c < clients; c++ {
@@ -387,6 +417,7 @@ func httpCase(ctx context.Context, cfg Config, db string, f *fleet, per, clients
 	}
 	wg.Wait()
 	elapsed := time.Since(start).Seconds()
+	cpu1 := takeCPU(srv.pid())
 	rss := srv.peakRSS()
 	if firstErr != nil {
 		return Case{}, firstErr
@@ -398,7 +429,7 @@ func httpCase(ctx context.Context, cfg Config, db string, f *fleet, per, clients
 	slices.Sort(all)
 	q := func(p float64) float64 { return float64(all[int(p*float64(len(all)-1))].Microseconds()) / 1000 }
 	return Case{Rows: accepted.Load(), Seconds: elapsed, Requests: requests.Load(), P50ms: q(0.50), P99ms: q(0.99),
-		Errors: failures.Load(), PeakRSSMB: rss}, nil
+		Errors: failures.Load(), PeakRSSMB: rss, CPU: perReading(cpu0, cpu1, accepted.Load())}, nil
 }
 
 // body writes per readings from the stream, starting at first, as a JSON array.
@@ -484,6 +515,8 @@ func startAmrd(ctx context.Context, bin, db string) (*amrdProcess, error) {
 		return nil, errors.New("amrd did not listen within 30 s")
 	}
 }
+
+func (p *amrdProcess) pid() int { return p.cmd.Process.Pid }
 
 // peakRSS is the process's high-water resident set (VmHWM), in MB.
 func (p *amrdProcess) peakRSS() float64 {

@@ -31,6 +31,7 @@ type settings struct {
 	IngestFlush         time.Duration
 	IngestMaxItems      int
 	IngestFlushers      int
+	IngestParallel      int
 	CPUProfile          string
 	Jobs                bool
 	AMRWorkers          int
@@ -102,6 +103,7 @@ func loadSettings(getenv func(string) string) (settings, error) {
 	s.IngestFlush = time.Duration(num("AMRD_INGEST_FLUSH_MS", 0, 0)) * time.Millisecond
 	s.IngestMaxItems = num("AMRD_INGEST_MAX_ITEMS", 10_000, 1)
 	s.IngestFlushers = num("AMRD_INGEST_FLUSHERS", 0, 1)
+	s.IngestParallel = num("AMRD_INGEST_PARALLEL_READINGS", 0, 1)
 	s.Jobs = boolean("AMRD_JOBS", true)
 	s.AMRWorkers = num("AMRD_AMR_WORKERS", 16, 1)
 	s.AMRRunTimeout = time.Duration(num("AMRD_AMR_RUN_TIMEOUT_SECONDS", 60, 1)) * time.Second

@@ -261,11 +261,12 @@ func checkSchema(ctx context.Context, st *store.Store) error {
 // newPipeline builds the ingest pipeline from the settings (serve and import share it).
 func newPipeline(cfg settings, st *store.Store, log *slog.Logger, reg prometheus.Registerer) (*ingest.Pipeline, error) {
 	return ingest.New(ingest.Config{
-		QueueReadings:   cfg.IngestQueue,
-		BatchReadings:   cfg.IngestBatch,
-		FlushEvery:      cfg.IngestFlush,
-		Flushers:        cfg.IngestFlushers,
-		DefaultTimeZone: cfg.defaultZone,
+		QueueReadings:    cfg.IngestQueue,
+		BatchReadings:    cfg.IngestBatch,
+		FlushEvery:       cfg.IngestFlush,
+		Flushers:         cfg.IngestFlushers,
+		ParallelReadings: cfg.IngestParallel,
+		DefaultTimeZone:  cfg.defaultZone,
 	}, st, log, reg)
 }
 
