@@ -25,7 +25,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/valyala/fasthttp"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/amrd/amrd/store"
@@ -360,76 +359,46 @@ func httpCase(ctx context.Context, cfg Config, db string, f *fleet, per, clients
 		return Case{}, err
 	}
 	defer srv.stop()
-	// fasthttp's client: the load generator shares the two cores with amrd and
-	// PostgreSQL, so it should cost as little as it can (net/http's client took about a
-	// third of a core at 5,000 requests/s here).
-	client := &fasthttp.Client{MaxConnsPerHost: clients + 8, ReadTimeout: time.Minute, WriteTimeout: time.Minute}
-	endpoint := srv.base + "/v1/metering/new-meter-readings"
-	var next, accepted, requests, failures atomic.Int64
-	lat := make([][]time.Duration, clients)
-	var firstErr error
-	var once sync.Once
-	cpu0 := takeCPU(srv.pid())
-	start := time.Now()
-	var wg sync.WaitGroup
-	for c := 0; c < clients; c++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-			defer fasthttp.ReleaseRequest(req)
-			defer fasthttp.ReleaseResponse(resp)
-			var buf bytes.Buffer
-			for time.Since(start) < cfg.Duration {
-				first := next.Add(int64(per)) - int64(per)
-				buf.Reset()
-				body(&buf, f, first, per)
-				req.Reset()
-				req.SetRequestURI(endpoint)
-				req.Header.SetMethod("POST")
-				req.Header.Set("Authorization", "Token "+token)
-				req.Header.SetContentType("application/json")
-				req.SetBody(buf.Bytes())
-				t0 := time.Now()
-				if err := client.Do(req, resp); err != nil {
-					once.Do(func() { firstErr = err })
-					failures.Add(1)
-					return
-				}
-				lat[c] = append(lat[c], time.Since(t0))
-				requests.Add(1)
-				raw := resp.Body()
-				if resp.StatusCode() != http.StatusCreated {
-					failures.Add(1)
-					once.Do(func() { firstErr = fmt.Errorf("status %d: %.300s", resp.StatusCode(), raw) })
-					return
-				}
-				var rep struct {
-					Accepted int64 `json:"accepted"`
-				}
-				if err := json.Unmarshal(raw, &rep); err != nil || rep.Accepted != int64(per) {
-					once.Do(func() { firstErr = fmt.Errorf("unexpected report: %.300s", raw) })
-					return
-				}
-				accepted.Add(rep.Accepted)
-			}
-		}()
+	addr := strings.TrimPrefix(srv.base, "http://")
+	head := "POST /v1/metering/new-meter-readings HTTP/1.1\r\nHost: " + addr + "\r\nAuthorization: Token " + token +
+		"\r\nContent-Type: application/json\r\nContent-Length: "
+	var nextReading, acked, requests int64
+	var lat []time.Duration
+	var scratch bytes.Buffer
+	next := func(buf []byte) ([]byte, int) {
+		scratch.Reset()
+		body(&scratch, f, nextReading, per)
+		nextReading += int64(per)
+		buf = append(buf, head...)
+		buf = strconv.AppendInt(buf, int64(scratch.Len()), 10)
+		buf = append(buf, "\r\n\r\n"...)
+		return append(buf, scratch.Bytes()...), per
 	}
-	wg.Wait()
-	elapsed := time.Since(start).Seconds()
+	result := func(status int, raw []byte, readings int, latency time.Duration) error {
+		requests++
+		lat = append(lat, latency)
+		if status != http.StatusCreated {
+			return fmt.Errorf("status %d: %.300s", status, raw)
+		}
+		if n, ok := accepted(raw); !ok || n != int64(readings) {
+			return fmt.Errorf("unexpected report: %.300s", raw)
+		}
+		acked += int64(readings)
+		return nil
+	}
+	cpu0 := takeCPU(srv.pid())
+	took, err := runLoad(addr, clients, cfg.Duration, next, result)
 	cpu1 := takeCPU(srv.pid())
 	rss := srv.peakRSS()
-	if firstErr != nil {
-		return Case{}, firstErr
+	if err != nil {
+		return Case{}, err
 	}
-	var all []time.Duration
-	for _, l := range lat {
-		all = append(all, l...)
-	}
+	elapsed := took.Seconds()
+	all := lat
 	slices.Sort(all)
 	q := func(p float64) float64 { return float64(all[int(p*float64(len(all)-1))].Microseconds()) / 1000 }
-	return Case{Rows: accepted.Load(), Seconds: elapsed, Requests: requests.Load(), P50ms: q(0.50), P99ms: q(0.99),
-		Errors: failures.Load(), PeakRSSMB: rss, CPU: perReading(cpu0, cpu1, accepted.Load())}, nil
+	return Case{Rows: acked, Seconds: elapsed, Requests: requests, P50ms: q(0.50), P99ms: q(0.99),
+		PeakRSSMB: rss, CPU: perReading(cpu0, cpu1, acked)}, nil
 }
 
 // body writes per readings from the stream, starting at first, as a JSON array.
