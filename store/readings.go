@@ -492,14 +492,3 @@ func sortSkipped(ctx context.Context, q querier, a arrays, out []Outcome) error 
 	res.Close()
 	return res.Err()
 }
-
-// numeric encodes an apd.Decimal as PostgreSQL numeric without passing through float64.
-type numeric struct{ d *apd.Decimal }
-
-func (n numeric) NumericValue() (pgtype.Numeric, error) {
-	i := n.d.Coeff.MathBigInt()
-	if n.d.Negative {
-		i.Neg(i)
-	}
-	return pgtype.Numeric{Int: i, Exp: n.d.Exponent, Valid: true}, nil
-}
