@@ -276,3 +276,27 @@ func TestPromoteStaged(t *testing.T) {
 	storetest.QueryRow(t, url, `SELECT count(*)::int FROM staged_meter_readings`, &n)
 	require.Equal(t, 3, n, "the series not allowed, the conflict and the skipped wall clock stay staged")
 }
+
+// TestReadingIndexes: the readings' indexes after every migration, on the hypertable and
+// on a chunk made by a write: the unique key, the id, and time as BRIN (no B-tree on ts,
+// the hot spot of concurrent writers, see schema/0003_readings_ts_brin.sql).
+func TestReadingIndexes(t *testing.T) {
+	_, url := storetest.New(t)
+	fleet(t, context.Background(), url)
+	storetest.Exec(t, url, `INSERT INTO meter_readings (device_key, series_key, ts, value) VALUES (1, 1, '2026-03-01T00:00:00Z', 1)`)
+	methods := func(table string) map[string]string {
+		got := map[string]string{}
+		for _, r := range storetest.Rows(t, url, `SELECT i.relname::text, am.amname::text FROM pg_index x
+			JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_am am ON am.oid = i.relam
+			WHERE x.indrelid = $1::regclass`, table) {
+			got[r[0].(string)] = r[1].(string)
+		}
+		return got
+	}
+	require.Equal(t, map[string]string{"meter_readings_key_idx": "btree", "meter_readings_id_idx": "btree", "meter_readings_ts_brin": "brin"},
+		methods("meter_readings"))
+	var chunk string
+	storetest.QueryRow(t, url, `SELECT format('%I.%I', chunk_schema, chunk_name) FROM timescaledb_information.chunks WHERE hypertable_name = 'meter_readings'`, &chunk)
+	am := slices.Sorted(maps.Values(methods(chunk)))
+	require.Equal(t, []string{"brin", "btree", "btree"}, am, "the chunk has the same three indexes")
+}
