@@ -47,10 +47,27 @@ func TestRunSmall(t *testing.T) {
 	require.NoError(t, err, "building amrd: %s", out)
 	jsonPath := filepath.Join(t.TempDir(), "results.json")
 	var log bytes.Buffer
-	res, err := Run(context.Background(), Config{AdminURL: admin, Binary: bin, Meters: 50, Duration: 1500 * time.Millisecond, JSONPath: jsonPath}, &log)
+	res, err := Run(context.Background(), Config{AdminURL: admin, Binary: bin, Meters: 50, Duration: time.Second, JSONPath: jsonPath, Rounds: 2}, &log)
 	require.NoError(t, err, "log: %s", log.String())
 	require.Len(t, res.Cases, 4)
-	for _, c := range res.Cases {
+	require.Equal(t, 3, res.Rounds, "an even count of rounds gets one more")
+	require.Len(t, res.All, 3)
+	require.Len(t, res.RoundRatios, 3)
+	for i, c := range res.Cases {
+		// The median round of each case: as many of its rounds are faster as are slower.
+		var slower, faster int
+		for _, r := range res.All {
+			require.Equal(t, c.Name, r[i].Name)
+			if r[i].RowsPerSec < c.RowsPerSec {
+				slower++
+			} else if r[i].RowsPerSec > c.RowsPerSec {
+				faster++
+			}
+		}
+		require.LessOrEqual(t, slower, 1, c.Name)
+		require.LessOrEqual(t, faster, 1, c.Name)
+		require.NotNil(t, c.CPU, c.Name)
+		require.Positive(t, c.CPU.ClientUS, c.Name)
 		require.Positive(t, c.Rows, c.Name)
 		require.Positive(t, c.RowsPerSec, c.Name)
 	}

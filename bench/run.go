@@ -3,6 +3,7 @@ package bench
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -38,6 +39,7 @@ type Config struct {
 	Duration time.Duration // how long each case writes (at least 10 s)
 	JSONPath string        // where the results go as JSON ("" for none)
 	Only     []string      // run only these cases (for tuning); ratios need all four
+	Rounds   int           // times each case runs, interleaved; the median counts (default 3)
 }
 
 // Case is one measured way of writing readings.
@@ -61,10 +63,14 @@ type Results struct {
 	Machine string             `json:"machine"`
 	Meters  int                `json:"meters"`
 	Series  int                `json:"series_per_meter"`
-	Cases   []Case             `json:"cases"`
+	Rounds  int                `json:"rounds"`
+	Cases   []Case             `json:"cases"` // each case's median round
+	All     [][]Case           `json:"rounds_of_cases"`
 	Ratios  map[string]float64 `json:"ratios"`
-	Targets map[string]bool    `json:"targets_met"`
-	PeakRSS float64            `json:"amrd_peak_rss_mb"`
+	// The ratios of each round alone: how far one run could have strayed.
+	RoundRatios []map[string]float64 `json:"ratios_by_round,omitempty"`
+	Targets     map[string]bool      `json:"targets_met"`
+	PeakRSS     float64              `json:"amrd_peak_rss_mb"`
 }
 
 // Run measures the four cases of issue 4 in fresh databases and prints the ratios.
@@ -75,8 +81,14 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Results, error) {
 	if cfg.Duration <= 0 {
 		cfg.Duration = 12 * time.Second
 	}
+	if cfg.Rounds <= 0 {
+		cfg.Rounds = 3
+	}
+	if cfg.Rounds%2 == 0 {
+		cfg.Rounds++ // an odd count has one median, favouring no case
+	}
 	res := &Results{When: time.Now().UTC(), Machine: fmt.Sprintf("%s/%s, %d CPUs, %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version()),
-		Meters: cfg.Meters, Series: len(seriesNames)}
+		Meters: cfg.Meters, Series: len(seriesNames), Rounds: cfg.Rounds}
 	steps := []struct {
 		name, desc string
 		run        func(context.Context, string, *fleet) (Case, error)
@@ -94,54 +106,49 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Results, error) {
 			return naiveCase(ctx, db, f, cfg.Duration, 4)
 		}},
 	}
-	for _, st := range steps {
-		if len(cfg.Only) > 0 && !slices.Contains(cfg.Only, st.name) {
-			continue
-		}
-		fmt.Fprintf(out, "bench: %s: %s ...\n", st.name, st.desc)
-		db, drop, err := freshDatabase(ctx, cfg.AdminURL, st.name)
-		if err != nil {
-			return nil, err
-		}
-		c, err := func() (Case, error) {
-			defer drop()
-			f, err := prepare(ctx, db, cfg.Meters)
+	// The cases take turns, round after round: a spell of load from elsewhere on the
+	// machine then slows one round of each case instead of all rounds of one, and the
+	// median of each case leaves it out.
+	for round := 1; round <= cfg.Rounds; round++ {
+		var cases []Case
+		for _, st := range steps {
+			if len(cfg.Only) > 0 && !slices.Contains(cfg.Only, st.name) {
+				continue
+			}
+			fmt.Fprintf(out, "bench: round %d of %d: %s: %s ...\n", round, cfg.Rounds, st.name, st.desc)
+			c, err := runCase(ctx, cfg, st.name, st.run)
 			if err != nil {
-				return Case{}, fmt.Errorf("preparing %s: %w", st.name, err)
+				return nil, err
 			}
-			c, err := st.run(ctx, db, f)
-			if err != nil {
-				return Case{}, fmt.Errorf("%s: %w", st.name, err)
+			c.Name, c.Description = st.name, st.desc
+			cases = append(cases, c)
+			res.PeakRSS = max(res.PeakRSS, c.PeakRSSMB)
+			fmt.Fprintf(out, "bench: %s: %d rows in %.1f s = %.0f readings/s", st.name, c.Rows, c.Seconds, c.RowsPerSec)
+			if c.CPU != nil {
+				fmt.Fprintf(out, "; CPU a reading: amrd %.1f us, client %.1f us, PostgreSQL %.1f us; machine %.0f%% busy",
+					c.CPU.AmrdUS, c.CPU.ClientUS, c.CPU.PostgresUS, 100*c.CPU.Busy)
 			}
-			n, err := countReadings(ctx, db)
-			if err != nil {
-				return Case{}, err
-			}
-			if n != c.Rows {
-				return Case{}, fmt.Errorf("%s: %d rows acknowledged but %d stored", st.name, c.Rows, n)
-			}
-			return c, nil
-		}()
-		if err != nil {
-			return nil, err
+			fmt.Fprintln(out)
 		}
-		c.Name, c.Description = st.name, st.desc
-		c.RowsPerSec = float64(c.Rows) / c.Seconds
-		res.Cases = append(res.Cases, c)
-		res.PeakRSS = max(res.PeakRSS, c.PeakRSSMB)
-		fmt.Fprintf(out, "bench: %s: %d rows in %.1f s = %.0f readings/s", st.name, c.Rows, c.Seconds, c.RowsPerSec)
-		if c.CPU != nil {
-			fmt.Fprintf(out, "; CPU a reading: amrd %.1f us, client %.1f us, PostgreSQL %.1f us; machine %.0f%% busy",
-				c.CPU.AmrdUS, c.CPU.ClientUS, c.CPU.PostgresUS, 100*c.CPU.Busy)
+		res.All = append(res.All, cases)
+		if len(cases) == len(steps) {
+			res.RoundRatios = append(res.RoundRatios, ratios(cases))
 		}
-		fmt.Fprintln(out)
+	}
+	for i := range res.All[0] {
+		runs := make([]Case, len(res.All))
+		for r := range res.All {
+			runs[r] = res.All[r][i]
+		}
+		slices.SortFunc(runs, func(x, y Case) int { return cmp.Compare(x.RowsPerSec, y.RowsPerSec) })
+		res.Cases = append(res.Cases, runs[len(runs)/2])
 	}
 	if len(res.Cases) < len(steps) {
 		return res, nil
 	}
-	a, b, cc, d := res.Cases[0].RowsPerSec, res.Cases[1].RowsPerSec, res.Cases[2].RowsPerSec, res.Cases[3].RowsPerSec
-	res.Ratios = map[string]float64{"b/a": b / a, "b/d": b / d, "c/d": cc / d}
-	res.Targets = map[string]bool{"b/a >= 0.5": b/a >= 0.5, "b/d >= 100": b/d >= 100, "c/d >= 10": cc/d >= 10, "peak RSS <= 256 MB": res.PeakRSS <= 256}
+	res.Ratios = ratios(res.Cases)
+	res.Targets = map[string]bool{"b/a >= 0.5": res.Ratios["b/a"] >= 0.5, "b/d >= 100": res.Ratios["b/d"] >= 100,
+		"c/d >= 10": res.Ratios["c/d"] >= 10, "peak RSS <= 256 MB": res.PeakRSS <= 256}
 	report(out, res)
 	if cfg.JSONPath != "" {
 		raw, _ := json.MarshalIndent(res, "", "  ")
@@ -153,8 +160,41 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Results, error) {
 	return res, nil
 }
 
+// runCase runs one case in a fresh database and checks that what amrd acknowledged is
+// what is stored.
+func runCase(ctx context.Context, cfg Config, name string, run func(context.Context, string, *fleet) (Case, error)) (Case, error) {
+	db, drop, err := freshDatabase(ctx, cfg.AdminURL, name)
+	if err != nil {
+		return Case{}, err
+	}
+	defer drop()
+	f, err := prepare(ctx, db, cfg.Meters)
+	if err != nil {
+		return Case{}, fmt.Errorf("preparing %s: %w", name, err)
+	}
+	c, err := run(ctx, db, f)
+	if err != nil {
+		return Case{}, fmt.Errorf("%s: %w", name, err)
+	}
+	n, err := countReadings(ctx, db)
+	if err != nil {
+		return Case{}, err
+	}
+	if n != c.Rows {
+		return Case{}, fmt.Errorf("%s: %d rows acknowledged but %d stored", name, c.Rows, n)
+	}
+	c.RowsPerSec = float64(c.Rows) / c.Seconds
+	return c, nil
+}
+
+// ratios are b/a, b/d and c/d of the four cases in order a, b, c, d.
+func ratios(c []Case) map[string]float64 {
+	a, b, cc, d := c[0].RowsPerSec, c[1].RowsPerSec, c[2].RowsPerSec, c[3].RowsPerSec
+	return map[string]float64{"b/a": b / a, "b/d": b / d, "c/d": cc / d}
+}
+
 func report(out io.Writer, r *Results) {
-	fmt.Fprintf(out, "\namrd ingestion benchmark, %s, %d meters x %d series, 15-minute readings\n", r.Machine, r.Meters, r.Series)
+	fmt.Fprintf(out, "\namrd ingestion benchmark, %s, %d meters x %d series, 15-minute readings; median of %d rounds\n", r.Machine, r.Meters, r.Series, r.Rounds)
 	fmt.Fprintf(out, "%-10s %12s %8s %12s %9s %9s  %s\n", "case", "rows", "seconds", "readings/s", "p50 ms", "p99 ms", "what")
 	for _, c := range r.Cases {
 		p50, p99 := "-", "-"
@@ -176,6 +216,9 @@ func report(out io.Writer, r *Results) {
 	}
 	fmt.Fprintf(out, "\nratios: b/a = %.2f (target >= 0.5), b/d = %.0f (target >= 100), c/d = %.1f (target >= 10)\n",
 		r.Ratios["b/a"], r.Ratios["b/d"], r.Ratios["c/d"])
+	for i, rr := range r.RoundRatios {
+		fmt.Fprintf(out, "  round %d alone: b/a = %.2f, b/d = %.0f, c/d = %.1f\n", i+1, rr["b/a"], rr["b/d"], rr["c/d"])
+	}
 	fmt.Fprintf(out, "amrd peak RSS: %.0f MB (target <= 256 MB)\n", r.PeakRSS)
 	var missed []string
 	for k, ok := range r.Targets {

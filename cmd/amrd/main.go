@@ -426,6 +426,7 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	seconds := fs.Int("seconds", 12, "seconds each case writes (at least 10)")
 	jsonPath := fs.String("json", "bench-results.json", "where to write the results as JSON")
 	only := fs.String("only", "", "comma-separated cases to run alone (a_copy,b_batches,c_single,d_naive), for tuning")
+	rounds := fs.Int("rounds", 3, "times each case runs, taking turns; each case's median counts (an even count gets one more)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -438,7 +439,7 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	_, err = bench.Run(ctx, bench.Config{AdminURL: admin, Binary: self, Meters: *meters,
-		Duration: time.Duration(*seconds) * time.Second, JSONPath: *jsonPath, Only: splitList(*only)}, stdout)
+		Duration: time.Duration(*seconds) * time.Second, JSONPath: *jsonPath, Only: splitList(*only), Rounds: *rounds}, stdout)
 	return err
 }
 
