@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"strconv"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -44,7 +45,28 @@ func (s *Server) newMeterReadings(c *fiber.Ctx) error {
 	if rep.Accepted+rep.Staged+rep.Duplicates == 0 {
 		status = fiber.StatusBadRequest
 	}
+	if len(rep.Rejected) == 0 {
+		// The usual answer, written directly: encoding/json's reflection was a tenth of
+		// this handler's time for single-reading requests. The same bytes (tested).
+		var buf [128]byte
+		c.Status(status).Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+		c.Response().SetBody(appendCleanReport(buf[:0], rep)) // copies
+		return nil
+	}
 	return c.Status(status).JSON(rep)
+}
+
+// appendCleanReport appends the JSON of a report without rejections.
+func appendCleanReport(b []byte, r ingest.Report) []byte {
+	b = append(b, `{"accepted":`...)
+	b = strconv.AppendInt(b, int64(r.Accepted), 10)
+	b = append(b, `,"staged":`...)
+	b = strconv.AppendInt(b, int64(r.Staged), 10)
+	b = append(b, `,"duplicates":`...)
+	b = strconv.AppendInt(b, int64(r.Duplicates), 10)
+	b = append(b, `,"conflicts":`...)
+	b = strconv.AppendInt(b, int64(r.Conflicts), 10)
+	return append(b, `,"rejected":[]}`...)
 }
 
 // writeScope is where a principal may write: everything for staff, the organizations it

@@ -301,27 +301,29 @@ func TestLoadSettings(t *testing.T) {
 		require.False(t, s.CORSAllowAll)
 		require.Empty(t, s.CORSWhitelist)
 		require.Zero(t, s.IngestFlush, "group commit without a window")
+		require.Zero(t, s.IngestParallel, "the pipeline's default (4,000)")
 		require.Equal(t, 400, s.GCPercent)
 		require.Equal(t, int64(192<<20), s.MemoryLimit)
 	})
 
 	t.Run("values", func(t *testing.T) {
 		s, err := loadSettings(envFunc(map[string]string{
-			"DATABASE_URL":                "postgres://x@y/z",
-			"SECRET_KEY":                  testSecret,
-			"JWT_EXPIRATION_TIME_SECONDS": " 60 ",
-			"ALLOW_TOKEN_AUTH":            "false",
-			"DATA_RETENTION_DAYS":         "365",
-			"STAGED_DATA_RETENTION_DAYS":  "7",
-			"DEFAULT_METER_TIMEZONE":      "Europe/Zurich",
-			"CORS_WHITELIST":              " https://a.example , ,https://b.example",
-			"CORS_ALLOW_ALL":              "1",
-			"AMRD_LISTEN":                 "0.0.0.0:9000",
-			"AMRD_LOG_LEVEL":              "debug",
-			"AMRD_DB_MAX_CONNS":           "5",
-			"AMRD_INGEST_FLUSH_MS":        "2",
-			"GOGC":                        "100",
-			"GOMEMLIMIT":                  "1GiB",
+			"DATABASE_URL":                  "postgres://x@y/z",
+			"SECRET_KEY":                    testSecret,
+			"JWT_EXPIRATION_TIME_SECONDS":   " 60 ",
+			"ALLOW_TOKEN_AUTH":              "false",
+			"DATA_RETENTION_DAYS":           "365",
+			"STAGED_DATA_RETENTION_DAYS":    "7",
+			"DEFAULT_METER_TIMEZONE":        "Europe/Zurich",
+			"CORS_WHITELIST":                " https://a.example , ,https://b.example",
+			"CORS_ALLOW_ALL":                "1",
+			"AMRD_LISTEN":                   "0.0.0.0:9000",
+			"AMRD_LOG_LEVEL":                "debug",
+			"AMRD_DB_MAX_CONNS":             "5",
+			"AMRD_INGEST_FLUSH_MS":          "2",
+			"AMRD_INGEST_PARALLEL_READINGS": "500",
+			"GOGC":                          "100",
+			"GOMEMLIMIT":                    "1GiB",
 		}))
 		require.NoError(t, err)
 		require.Equal(t, 60*time.Second, s.JWTExpiration)
@@ -335,6 +337,7 @@ func TestLoadSettings(t *testing.T) {
 		require.Equal(t, "debug", s.LogLevel)
 		require.Equal(t, 5, s.DBMaxConns)
 		require.Equal(t, 2*time.Millisecond, s.IngestFlush)
+		require.Equal(t, 500, s.IngestParallel)
 		require.Zero(t, s.GCPercent, "GOGC is the Go runtime's to apply")
 		require.Zero(t, s.MemoryLimit)
 		require.Equal(t, []byte(testSecret), s.jwtKey())
