@@ -3,10 +3,10 @@ package ingest
 import "github.com/prometheus/client_golang/prometheus"
 
 type metrics struct {
-	written, staged, duplicates, conflicts, failed, overloaded, retries, cacheResets, staleWrites prometheus.Counter
-	rejected                                                                                      *prometheus.CounterVec
-	queued                                                                                        prometheus.Gauge
-	batchReadings, flushSeconds                                                                   prometheus.Histogram
+	written, staged, duplicates, conflicts, failed, overloaded, retries, cacheResets, staleWrites, warmed prometheus.Counter
+	rejected                                                                                              *prometheus.CounterVec
+	queued                                                                                                prometheus.Gauge
+	batchReadings, flushSeconds                                                                           prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer, cfg Config) (*metrics, error) {
@@ -22,6 +22,7 @@ func newMetrics(reg prometheus.Registerer, cfg Config) (*metrics, error) {
 		overloaded:  c("overloaded_total", "Requests answered 'busy' because the intake queue stayed full."),
 		retries:     c("batch_retries_total", "Batch writes retried after the database was unavailable."),
 		cacheResets: c("name_cache_resets_total", "Name cache resets after a catalog change."),
+		warmed:      c("name_cache_loaded_devices_total", "Devices loaded into the name cache ahead of their readings (at start and after catalog changes)."),
 		staleWrites: c("stale_catalog_writes_total", "Batch writes refused because the catalog changed after their names were resolved (resolved again and retried)."),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "amrd_ingest_rows_rejected_total",
 			Help: "Readings rejected by validation, by reason."}, []string{"reason"}),
@@ -36,7 +37,7 @@ func newMetrics(reg prometheus.Registerer, cfg Config) (*metrics, error) {
 		Help: "Readings the intake queue holds at most."})
 	capacity.Set(float64(cfg.QueueReadings))
 	for _, col := range []prometheus.Collector{m.written, m.staged, m.duplicates, m.conflicts, m.failed, m.overloaded,
-		m.retries, m.cacheResets, m.staleWrites, m.rejected, m.queued, m.batchReadings, m.flushSeconds, capacity} {
+		m.retries, m.cacheResets, m.staleWrites, m.warmed, m.rejected, m.queued, m.batchReadings, m.flushSeconds, capacity} {
 		if err := reg.Register(col); err != nil {
 			return nil, err
 		}

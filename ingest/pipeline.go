@@ -78,6 +78,11 @@ type Config struct {
 	// Retries of a batch whose database was unavailable, with doubling backoff from
 	// 100 ms. Default 3 (0.1 + 0.2 + 0.4 s).
 	Retries int
+	// WarmDevices: when the Writer is also a DevicePager, this many devices (in key
+	// order) are loaded into the name cache at start and after each catalog change, so
+	// that their readings find their names cached. 0: none, names are looked up as
+	// readings arrive. A cached device takes about 200 bytes.
+	WarmDevices int
 }
 
 func (c *Config) defaults() {
@@ -135,6 +140,8 @@ type Pipeline struct {
 	room  *semaphore.Weighted
 	jobs  chan *job
 	cache *nameCache
+	// warmKick wakes the cache warm-up after a catalog change emptied the cache.
+	warmKick chan struct{}
 
 	mu     sync.RWMutex
 	closed bool
@@ -152,8 +159,9 @@ func New(cfg Config, w Writer, log *slog.Logger, reg prometheus.Registerer) (*Pi
 		room: semaphore.NewWeighted(int64(cfg.QueueReadings)),
 		// The channel holds job pointers; its size only bounds how many requests queue
 		// up, the semaphore bounds readings.
-		jobs:  make(chan *job, 4096),
-		cache: newNameCache(),
+		jobs:     make(chan *job, 4096),
+		cache:    newNameCache(),
+		warmKick: make(chan struct{}, 1),
 	}, nil
 }
 
@@ -229,7 +237,13 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		p.dispatch(batches, done)
 		close(dispatched)
 	}()
+	warmed := make(chan struct{})
+	go func() {
+		p.warmLoop(ctx)
+		close(warmed)
+	}()
 	<-ctx.Done()
+	<-warmed
 	p.mu.Lock()
 	p.closed = true
 	close(p.jobs) // no Submit sends after closed is set under the lock

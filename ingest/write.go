@@ -57,6 +57,10 @@ func (p *Pipeline) resolve(ctx context.Context, names map[string]struct{}, stale
 	if fresh >= 0 && fresh != c.version && (c.version < 0 || stale != nil && c.version == stale.wrote) {
 		if c.version >= 0 {
 			p.m.cacheResets.Inc()
+			select {
+			case p.warmKick <- struct{}{}:
+			default:
+			}
 		}
 		c.version = fresh
 		c.devices = map[string]*store.DeviceInfo{}

@@ -125,6 +125,37 @@ func (s *Store) DeviceRefs(ctx context.Context, names []string) (map[string]Devi
 	return out, mapErr("resolving meter devices", rows.Err())
 }
 
+// NamedDeviceRef is a device with its name, as DevicePage lists them.
+type NamedDeviceRef struct {
+	Name string
+	DeviceRef
+}
+
+// DevicePage returns up to limit devices whose keys follow after, in key order, and the
+// catalog version they were read at (the same statement, so the same snapshot): what
+// ingestion loads its name cache with ahead of the readings.
+func (s *Store) DevicePage(ctx context.Context, after int32, limit int) (int64, []NamedDeviceRef, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT (SELECT version FROM catalog_version), name, key, id, organization_id, type_id,
+			CASE WHEN has_current_transformer THEN current_transformer_ratio ELSE 1 END,
+			CASE WHEN has_voltage_transformer THEN voltage_transformer_ratio ELSE 1 END
+		FROM meter_devices WHERE key > $1 ORDER BY key LIMIT $2`, after, limit)
+	if err != nil {
+		return 0, nil, mapErr("listing meter devices", err)
+	}
+	defer rows.Close()
+	var version int64
+	out := make([]NamedDeviceRef, 0, limit)
+	for rows.Next() {
+		var d NamedDeviceRef
+		if err := rows.Scan(&version, &d.Name, &d.Key, &d.ID, &d.OrganizationID, &d.TypeID, &d.CTRatio, &d.VTRatio); err != nil {
+			return 0, nil, mapErr("listing meter devices", err)
+		}
+		out = append(out, d)
+	}
+	return version, out, mapErr("listing meter devices", rows.Err())
+}
+
 // TypeConfigs returns the config of each device type (HasConfig false for a type without
 // one); ids that are not types are absent from the map. Types of one config share its
 // Series map: read it, never write it.

@@ -300,3 +300,35 @@ func TestReadingIndexes(t *testing.T) {
 	am := slices.Sorted(maps.Values(methods(chunk)))
 	require.Equal(t, []string{"brin", "btree", "btree"}, am, "the chunk has the same three indexes")
 }
+
+func TestDevicePage(t *testing.T) {
+	st, url := storetest.New(t)
+	ctx := context.Background()
+	fleet(t, ctx, url)
+	storetest.Exec(t, url, `INSERT INTO meter_devices (organization_id, name, protocol, type_id)
+		SELECT organization_id, 'm' || g, protocol, type_id FROM meter_devices, generate_series(2, 5) g WHERE name = 'm1'`)
+	want, err := st.CatalogVersion(ctx)
+	require.NoError(t, err)
+	var names []string
+	var after int32
+	for {
+		v, page, err := st.DevicePage(ctx, after, 2)
+		require.NoError(t, err)
+		if len(page) == 0 {
+			break
+		}
+		require.Equal(t, want, v, "the version of the same snapshot")
+		require.LessOrEqual(t, len(page), 2)
+		for _, d := range page {
+			require.Greater(t, d.Key, after, "key order")
+			after = d.Key
+			names = append(names, d.Name)
+		}
+	}
+	require.Equal(t, []string{"m1", "m2", "m3", "m4", "m5"}, names)
+	_, page, err := st.DevicePage(ctx, 0, 1)
+	require.NoError(t, err)
+	require.Equal(t, int64(100), page[0].CTRatio, "what a lookup by name returns")
+	require.Equal(t, int64(20), page[0].VTRatio)
+	require.NotNil(t, page[0].TypeID)
+}

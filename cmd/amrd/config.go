@@ -32,6 +32,7 @@ type settings struct {
 	IngestMaxItems      int
 	IngestFlushers      int
 	IngestParallel      int
+	IngestWarmDevices   int
 	CPUProfile          string
 	Jobs                bool
 	AMRWorkers          int
@@ -104,6 +105,7 @@ func loadSettings(getenv func(string) string) (settings, error) {
 	s.IngestMaxItems = num("AMRD_INGEST_MAX_ITEMS", 10_000, 1)
 	s.IngestFlushers = num("AMRD_INGEST_FLUSHERS", 0, 1)
 	s.IngestParallel = num("AMRD_INGEST_PARALLEL_READINGS", 0, 1)
+	s.IngestWarmDevices = num("AMRD_INGEST_WARM_DEVICES", 100_000, 0)
 	s.Jobs = boolean("AMRD_JOBS", true)
 	s.AMRWorkers = num("AMRD_AMR_WORKERS", 16, 1)
 	s.AMRRunTimeout = time.Duration(num("AMRD_AMR_RUN_TIMEOUT_SECONDS", 60, 1)) * time.Second

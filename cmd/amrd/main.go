@@ -266,6 +266,7 @@ func newPipeline(cfg settings, st *store.Store, log *slog.Logger, reg prometheus
 		FlushEvery:       cfg.IngestFlush,
 		Flushers:         cfg.IngestFlushers,
 		ParallelReadings: cfg.IngestParallel,
+		WarmDevices:      cfg.IngestWarmDevices,
 		DefaultTimeZone:  cfg.defaultZone,
 	}, st, log, reg)
 }

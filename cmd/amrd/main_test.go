@@ -302,6 +302,7 @@ func TestLoadSettings(t *testing.T) {
 		require.Empty(t, s.CORSWhitelist)
 		require.Zero(t, s.IngestFlush, "group commit without a window")
 		require.Zero(t, s.IngestParallel, "the pipeline's default (4,000)")
+		require.Equal(t, 100_000, s.IngestWarmDevices)
 		require.Equal(t, 400, s.GCPercent)
 		require.Equal(t, int64(192<<20), s.MemoryLimit)
 	})
@@ -322,6 +323,7 @@ func TestLoadSettings(t *testing.T) {
 			"AMRD_DB_MAX_CONNS":             "5",
 			"AMRD_INGEST_FLUSH_MS":          "2",
 			"AMRD_INGEST_PARALLEL_READINGS": "500",
+			"AMRD_INGEST_WARM_DEVICES":      "0",
 			"GOGC":                          "100",
 			"GOMEMLIMIT":                    "1GiB",
 		}))
@@ -338,6 +340,7 @@ func TestLoadSettings(t *testing.T) {
 		require.Equal(t, 5, s.DBMaxConns)
 		require.Equal(t, 2*time.Millisecond, s.IngestFlush)
 		require.Equal(t, 500, s.IngestParallel)
+		require.Zero(t, s.IngestWarmDevices, "0 turns the warm-up off")
 		require.Zero(t, s.GCPercent, "GOGC is the Go runtime's to apply")
 		require.Zero(t, s.MemoryLimit)
 		require.Equal(t, []byte(testSecret), s.jwtKey())
