@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"context"
-	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -72,7 +71,11 @@ func (p *Pipeline) warm(ctx context.Context, pager DevicePager) {
 		if len(devs) == 0 {
 			break
 		}
-		types, err := p.warmTypes(ctx, version, devs)
+		ids := make([]*uuid.UUID, len(devs))
+		for i := range devs {
+			ids[i] = devs[i].TypeID
+		}
+		types, _, err := p.typeConfigs(ctx, version, ids)
 		if err != nil {
 			if ctx.Err() == nil {
 				p.log.Warn("loading the name cache failed; names are looked up as readings arrive", "err", err)
@@ -92,36 +95,6 @@ func (p *Pipeline) warm(ctx context.Context, pager DevicePager) {
 	if loaded > 0 {
 		p.log.Info("name cache loaded", "devices", loaded, "ms", time.Since(start).Milliseconds())
 	}
-}
-
-// warmTypes returns the configs of the devices' types: from the cache when it is at
-// version, else from the database.
-func (p *Pipeline) warmTypes(ctx context.Context, version int64, devs []store.NamedDeviceRef) (map[uuid.UUID]store.TypeConfig, error) {
-	types := map[uuid.UUID]store.TypeConfig{}
-	var missing []uuid.UUID
-	c := p.cache
-	c.mu.Lock()
-	for _, d := range devs {
-		if d.TypeID == nil {
-			continue
-		}
-		if tc, ok := c.types[*d.TypeID]; ok && c.version == version {
-			types[*d.TypeID] = tc
-		} else if !slices.Contains(missing, *d.TypeID) {
-			missing = append(missing, *d.TypeID)
-		}
-	}
-	c.mu.Unlock()
-	if len(missing) > 0 {
-		found, err := p.w.TypeConfigs(ctx, missing)
-		if err != nil {
-			return nil, err
-		}
-		for _, id := range missing {
-			types[id] = found[id] // a type deleted meanwhile reads as none, as in resolve
-		}
-	}
-	return types, nil
 }
 
 // fill adds devices read at version to the cache, without replacing what it holds. A

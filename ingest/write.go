@@ -85,30 +85,13 @@ func (p *Pipeline) resolve(ctx context.Context, names map[string]struct{}, stale
 	if err != nil {
 		return 0, nil, err
 	}
-	types := map[uuid.UUID]store.TypeConfig{}
-	var newTypes []uuid.UUID
-	c.mu.Lock()
+	ids := make([]*uuid.UUID, 0, len(refs))
 	for _, r := range refs {
-		if r.TypeID == nil {
-			continue
-		}
-		if tc, ok := c.types[*r.TypeID]; ok && c.version == v {
-			types[*r.TypeID] = tc
-		} else if !slices.Contains(newTypes, *r.TypeID) {
-			newTypes = append(newTypes, *r.TypeID)
-		}
+		ids = append(ids, r.TypeID)
 	}
-	c.mu.Unlock()
-	if len(newTypes) > 0 {
-		found, err := p.w.TypeConfigs(ctx, newTypes)
-		if err != nil {
-			return 0, nil, err
-		}
-		// A type missing here was deleted since its device was read: the device reads
-		// as without config, and the write finds the catalog version moved.
-		for _, id := range newTypes {
-			types[id] = found[id]
-		}
+	types, newTypes, err := p.typeConfigs(ctx, v, ids)
+	if err != nil {
+		return 0, nil, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -134,6 +117,37 @@ func (p *Pipeline) resolve(ctx context.Context, names map[string]struct{}, stale
 		}
 	}
 	return v, out, nil
+}
+
+// typeConfigs returns the configs of the types ids (nil: a device without type): from
+// the cache when it is at version, else from the database; fetched lists the latter.
+func (p *Pipeline) typeConfigs(ctx context.Context, version int64, ids []*uuid.UUID) (types map[uuid.UUID]store.TypeConfig, fetched []uuid.UUID, err error) {
+	types = map[uuid.UUID]store.TypeConfig{}
+	c := p.cache
+	c.mu.Lock()
+	for _, id := range ids {
+		if id == nil {
+			continue
+		}
+		if tc, ok := c.types[*id]; ok && c.version == version {
+			types[*id] = tc
+		} else if !slices.Contains(fetched, *id) {
+			fetched = append(fetched, *id)
+		}
+	}
+	c.mu.Unlock()
+	if len(fetched) > 0 {
+		found, err := p.w.TypeConfigs(ctx, fetched)
+		if err != nil {
+			return nil, nil, err
+		}
+		// A type missing here was deleted since its device was read: the device reads
+		// as without config, and the write finds the catalog version moved.
+		for _, id := range fetched {
+			types[id] = found[id]
+		}
+	}
+	return types, fetched, nil
 }
 
 func (p *Pipeline) zone(name string) (*time.Location, error) {
