@@ -83,6 +83,7 @@ type Config struct {
 	// that their readings find their names cached. 0: none, names are looked up as
 	// readings arrive. A cached device takes about 200 bytes.
 	WarmDevices int
+	warmPage    int // devices a query of the warm-up reads (default warmPage; tests set less)
 }
 
 func (c *Config) defaults() {
@@ -109,6 +110,9 @@ func (c *Config) defaults() {
 	}
 	if c.Retries <= 0 {
 		c.Retries = 3
+	}
+	if c.warmPage <= 0 {
+		c.warmPage = warmPage
 	}
 }
 

@@ -53,15 +53,25 @@ func (p *Pipeline) warmLoop(ctx context.Context) {
 	}
 }
 
-// warm loads up to WarmDevices devices, in key order, into the cache, page by page. It
-// stops when the catalog moves on meanwhile: the change empties the cache and kicks the
-// loop, which loads it again once the catalog is quiet.
+// warm loads up to WarmDevices devices, in key order, into the cache, page by page. When
+// the catalog moves on meanwhile, a page at the new version moves the cache to it (and
+// empties it), so the loading starts over, a few times at most; a cache already at a
+// newer version than a page ends it.
 func (p *Pipeline) warm(ctx context.Context, pager DevicePager) {
 	start := time.Now()
 	var after int32
-	loaded := 0
+	loaded, restarts := 0, 0
+	first := int64(-1) // the version of the first page
 	for loaded < p.cfg.WarmDevices {
-		version, devs, err := pager.DevicePage(ctx, after, min(warmPage, p.cfg.WarmDevices-loaded))
+		version, devs, err := pager.DevicePage(ctx, after, min(p.cfg.warmPage, p.cfg.WarmDevices-loaded))
+		if err == nil && first >= 0 && version != first && restarts < 3 {
+			restarts++
+			after, loaded, first = 0, 0, -1
+			continue
+		}
+		if first < 0 {
+			first = version
+		}
 		if err != nil {
 			if ctx.Err() == nil {
 				p.log.Warn("loading the name cache failed; names are looked up as readings arrive", "err", err)
@@ -88,7 +98,7 @@ func (p *Pipeline) warm(ctx context.Context, pager DevicePager) {
 		p.m.warmed.Add(float64(len(devs)))
 		loaded += len(devs)
 		after = devs[len(devs)-1].Key
-		if len(devs) < warmPage {
+		if len(devs) < p.cfg.warmPage {
 			break
 		}
 	}

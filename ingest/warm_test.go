@@ -16,13 +16,17 @@ import (
 // pagedFake is the fake database with devices to list page by page.
 type pagedFake struct {
 	*fakeWriter
-	pages []int32 // the key each DevicePage call started after
+	pages  []int32 // the key each DevicePage call started after
+	moveAt int     // the catalog version moves after this many pages (0: never)
 }
 
 func (f *pagedFake) DevicePage(_ context.Context, after int32, limit int) (int64, []store.NamedDeviceRef, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.pages = append(f.pages, after)
+	if len(f.pages) == f.moveAt+1 && f.moveAt > 0 {
+		f.version++ // another replica changed a device while the pages were read
+	}
 	names := slices.SortedFunc(maps.Keys(f.devices), func(a, b string) int { return int(f.devices[a].Key - f.devices[b].Key) })
 	var out []store.NamedDeviceRef
 	for _, n := range names {
@@ -125,4 +129,27 @@ func TestCacheFill(t *testing.T) {
 	require.NotContains(t, c.devices, "c")
 	require.True(t, c.fill(6, []store.NamedDeviceRef{dev("c", 3)}, nil))
 	require.Equal(t, []string{"c"}, slices.Collect(maps.Keys(c.devices)), "reset to the newer version")
+}
+
+// A catalog change between two pages starts the loading over at the new version, so that
+// the cache ends up with every device, all read at the version it holds.
+func TestWarmCacheStartsOverOnChange(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := &pagedFake{fakeWriter: newFake(), moveAt: 1}
+		for i := int32(3); i <= 6; i++ {
+			name := "w" + string(rune('0'+i))
+			d := w.devices["m1"]
+			d.Key = i
+			w.devices[name] = d
+		}
+		p, stop := newPipeline(t, w, Config{WarmDevices: 100, warmPage: 2})
+		defer stop()
+		synctest.Wait()
+		_, pages := w.counts()
+		require.Equal(t, []int32{0, 2, 0, 2, 4, 6}, pages, "pages of two; the second saw a new version, so it starts over")
+		p.cache.mu.Lock()
+		require.Equal(t, int64(2), p.cache.version)
+		require.Len(t, p.cache.devices, 6)
+		p.cache.mu.Unlock()
+	})
 }
