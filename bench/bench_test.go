@@ -76,7 +76,20 @@ func TestRunSmall(t *testing.T) {
 	for _, k := range []string{"b/a", "b/d", "c/d"} {
 		require.Positive(t, res.Ratios[k], k)
 	}
-	require.Contains(t, log.String(), "ratios: b/a =")
+	require.Contains(t, log.String(), "ratios, each the median of its rounds: b/a =")
+	for _, k := range []string{"b/a", "b/d", "c/d"} {
+		// The reported ratio is one of the rounds', the middle one.
+		var below, above int
+		for _, rr := range res.RoundRatios {
+			if rr[k] < res.Ratios[k] {
+				below++
+			} else if rr[k] > res.Ratios[k] {
+				above++
+			}
+		}
+		require.LessOrEqual(t, below, 1, k)
+		require.LessOrEqual(t, above, 1, k)
+	}
 	raw, err := os.ReadFile(jsonPath)
 	require.NoError(t, err)
 	var back Results

@@ -64,9 +64,9 @@ type Results struct {
 	Meters  int                `json:"meters"`
 	Series  int                `json:"series_per_meter"`
 	Rounds  int                `json:"rounds"`
-	Cases   []Case             `json:"cases"` // each case's median round
+	Cases   []Case             `json:"cases"` // each case's median round (for its figures)
 	All     [][]Case           `json:"rounds_of_cases"`
-	Ratios  map[string]float64 `json:"ratios"`
+	Ratios  map[string]float64 `json:"ratios"` // each ratio's median over the rounds
 	// The ratios of each round alone: how far one run could have strayed.
 	RoundRatios []map[string]float64 `json:"ratios_by_round,omitempty"`
 	Targets     map[string]bool      `json:"targets_met"`
@@ -146,7 +146,18 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Results, error) {
 	if len(res.Cases) < len(steps) {
 		return res, nil
 	}
-	res.Ratios = ratios(res.Cases)
+	// Each round compares the four cases measured minutes apart, under the same load
+	// from elsewhere; the ratios are each ratio's median over the rounds. (The ratio of
+	// the median cases would pair a case's quiet round with another's busy one.)
+	res.Ratios = map[string]float64{}
+	for _, k := range []string{"b/a", "b/d", "c/d"} {
+		var v []float64
+		for _, rr := range res.RoundRatios {
+			v = append(v, rr[k])
+		}
+		slices.Sort(v)
+		res.Ratios[k] = v[len(v)/2]
+	}
 	res.Targets = map[string]bool{"b/a >= 0.5": res.Ratios["b/a"] >= 0.5, "b/d >= 100": res.Ratios["b/d"] >= 100,
 		"c/d >= 10": res.Ratios["c/d"] >= 10, "peak RSS <= 256 MB": res.PeakRSS <= 256}
 	report(out, res)
@@ -194,8 +205,8 @@ func ratios(c []Case) map[string]float64 {
 }
 
 func report(out io.Writer, r *Results) {
-	fmt.Fprintf(out, "\namrd ingestion benchmark, %s, %d meters x %d series, 15-minute readings; median of %d rounds\n", r.Machine, r.Meters, r.Series, r.Rounds)
-	fmt.Fprintf(out, "%-10s %12s %8s %12s %9s %9s  %s\n", "case", "rows", "seconds", "readings/s", "p50 ms", "p99 ms", "what")
+	fmt.Fprintf(out, "\namrd ingestion benchmark, %s, %d meters x %d series, 15-minute readings; %d rounds\n", r.Machine, r.Meters, r.Series, r.Rounds)
+	fmt.Fprintf(out, "each case's median round:\n%-10s %12s %8s %12s %9s %9s  %s\n", "case", "rows", "seconds", "readings/s", "p50 ms", "p99 ms", "what")
 	for _, c := range r.Cases {
 		p50, p99 := "-", "-"
 		if c.Requests > 0 {
@@ -214,7 +225,7 @@ func report(out io.Writer, r *Results) {
 		}
 		fmt.Fprintf(out, "%-10s %8s %8.1f %10.1f %7.0f%%\n", c.Name, a, c.CPU.ClientUS, c.CPU.PostgresUS, 100*c.CPU.Busy)
 	}
-	fmt.Fprintf(out, "\nratios: b/a = %.2f (target >= 0.5), b/d = %.0f (target >= 100), c/d = %.1f (target >= 10)\n",
+	fmt.Fprintf(out, "\nratios, each the median of its rounds: b/a = %.2f (target >= 0.5), b/d = %.0f (target >= 100), c/d = %.1f (target >= 10)\n",
 		r.Ratios["b/a"], r.Ratios["b/d"], r.Ratios["c/d"])
 	for i, rr := range r.RoundRatios {
 		fmt.Fprintf(out, "  round %d alone: b/a = %.2f, b/d = %.0f, c/d = %.1f\n", i+1, rr["b/a"], rr["b/d"], rr["c/d"])
