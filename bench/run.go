@@ -52,7 +52,6 @@ type Case struct {
 	Requests    int64   `json:"requests,omitempty"`
 	P50ms       float64 `json:"p50_ms,omitempty"`
 	P99ms       float64 `json:"p99_ms,omitempty"`
-	Errors      int64   `json:"errors,omitempty"`
 	PeakRSSMB   float64 `json:"amrd_peak_rss_mb,omitempty"`
 	CPU         *CPU    `json:"cpu,omitempty"`
 }

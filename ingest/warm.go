@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/google/uuid"
@@ -53,30 +54,43 @@ func (p *Pipeline) warmLoop(ctx context.Context) {
 	}
 }
 
-// warm loads up to WarmDevices devices, in key order, into the cache, page by page. When
-// the catalog moves on meanwhile, a page at the new version moves the cache to it (and
-// empties it), so the loading starts over, a few times at most; a cache already at a
-// newer version than a page ends it.
+// errOutrun: the cache moved to a newer catalog version than the page being loaded.
+var errOutrun = errors.New("the cache is at a newer catalog version")
+
+// warm loads the cache (warmPages) and says how it went.
 func (p *Pipeline) warm(ctx context.Context, pager DevicePager) {
 	start := time.Now()
+	loaded, err := p.warmPages(ctx, pager)
+	switch {
+	case errors.Is(err, errOutrun):
+		// A newer catalog change emptied the cache; its kick loads it again.
+	case err != nil && ctx.Err() == nil:
+		p.log.Warn("loading the name cache failed; names are looked up as readings arrive", "err", err)
+	case loaded > 0:
+		p.log.Info("name cache loaded", "devices", loaded, "ms", time.Since(start).Milliseconds())
+	}
+}
+
+// warmPages loads up to WarmDevices devices, in key order, into the cache, page by page.
+// When the catalog moves on meanwhile, a page at the new version moves the cache to it
+// (and empties it), so the loading starts over, a few times at most; a cache already at
+// a newer version than a page ends it.
+func (p *Pipeline) warmPages(ctx context.Context, pager DevicePager) (loaded int, err error) {
 	var after int32
-	loaded, restarts := 0, 0
+	restarts := 0
 	first := int64(-1) // the version of the first page
 	for loaded < p.cfg.WarmDevices {
 		version, devs, err := pager.DevicePage(ctx, after, min(p.cfg.warmPage, p.cfg.WarmDevices-loaded))
-		if err == nil && first >= 0 && version != first && restarts < 3 {
+		if err != nil {
+			return loaded, err
+		}
+		if first >= 0 && version != first && restarts < 3 {
 			restarts++
 			after, loaded, first = 0, 0, -1
 			continue
 		}
 		if first < 0 {
 			first = version
-		}
-		if err != nil {
-			if ctx.Err() == nil {
-				p.log.Warn("loading the name cache failed; names are looked up as readings arrive", "err", err)
-			}
-			return
 		}
 		if len(devs) == 0 {
 			break
@@ -87,13 +101,10 @@ func (p *Pipeline) warm(ctx context.Context, pager DevicePager) {
 		}
 		types, _, err := p.typeConfigs(ctx, version, ids)
 		if err != nil {
-			if ctx.Err() == nil {
-				p.log.Warn("loading the name cache failed; names are looked up as readings arrive", "err", err)
-			}
-			return
+			return loaded, err
 		}
 		if !p.cache.fill(version, devs, types) {
-			return
+			return loaded, errOutrun
 		}
 		p.m.warmed.Add(float64(len(devs)))
 		loaded += len(devs)
@@ -102,9 +113,7 @@ func (p *Pipeline) warm(ctx context.Context, pager DevicePager) {
 			break
 		}
 	}
-	if loaded > 0 {
-		p.log.Info("name cache loaded", "devices", loaded, "ms", time.Since(start).Milliseconds())
-	}
+	return loaded, nil
 }
 
 // fill adds devices read at version to the cache, without replacing what it holds. A

@@ -104,26 +104,26 @@ type TypeConfig struct {
 // devices not cached yet costs one small query (the series of their configs, the same
 // for thousands of devices, are TypeConfigs', cached apart).
 func (s *Store) DeviceRefs(ctx context.Context, names []string) (map[string]DeviceRef, error) {
-	rows, err := s.pool.Query(ctx, `
-		SELECT name, key, id, organization_id, type_id,
-			CASE WHEN has_current_transformer THEN current_transformer_ratio ELSE 1 END,
-			CASE WHEN has_voltage_transformer THEN voltage_transformer_ratio ELSE 1 END
-		FROM meter_devices WHERE name = ANY($1)`, names)
+	rows, err := s.pool.Query(ctx, `SELECT `+deviceRefCols+` FROM meter_devices WHERE name = ANY($1)`, names)
 	if err != nil {
 		return nil, mapErr("resolving meter devices", err)
 	}
 	defer rows.Close()
 	out := make(map[string]DeviceRef, len(names))
 	for rows.Next() {
-		var name string
-		var d DeviceRef
-		if err := rows.Scan(&name, &d.Key, &d.ID, &d.OrganizationID, &d.TypeID, &d.CTRatio, &d.VTRatio); err != nil {
+		var d NamedDeviceRef
+		if err := rows.Scan(d.dest()...); err != nil {
 			return nil, mapErr("resolving meter devices", err)
 		}
-		out[name] = d
+		out[d.Name] = d.DeviceRef
 	}
 	return out, mapErr("resolving meter devices", rows.Err())
 }
+
+// deviceRefCols are the columns of meter_devices that a NamedDeviceRef scans (dest).
+const deviceRefCols = `name, key, id, organization_id, type_id,
+	CASE WHEN has_current_transformer THEN current_transformer_ratio ELSE 1 END,
+	CASE WHEN has_voltage_transformer THEN voltage_transformer_ratio ELSE 1 END`
 
 // NamedDeviceRef is a device with its name, as DevicePage lists them.
 type NamedDeviceRef struct {
@@ -131,14 +131,15 @@ type NamedDeviceRef struct {
 	DeviceRef
 }
 
+func (d *NamedDeviceRef) dest() []any {
+	return []any{&d.Name, &d.Key, &d.ID, &d.OrganizationID, &d.TypeID, &d.CTRatio, &d.VTRatio}
+}
+
 // DevicePage returns up to limit devices whose keys follow after, in key order, and the
 // catalog version they were read at (the same statement, so the same snapshot): what
 // ingestion loads its name cache with ahead of the readings.
 func (s *Store) DevicePage(ctx context.Context, after int32, limit int) (int64, []NamedDeviceRef, error) {
-	rows, err := s.pool.Query(ctx, `
-		SELECT (SELECT version FROM catalog_version), name, key, id, organization_id, type_id,
-			CASE WHEN has_current_transformer THEN current_transformer_ratio ELSE 1 END,
-			CASE WHEN has_voltage_transformer THEN voltage_transformer_ratio ELSE 1 END
+	rows, err := s.pool.Query(ctx, `SELECT (SELECT version FROM catalog_version), `+deviceRefCols+`
 		FROM meter_devices WHERE key > $1 ORDER BY key LIMIT $2`, after, limit)
 	if err != nil {
 		return 0, nil, mapErr("listing meter devices", err)
@@ -148,7 +149,7 @@ func (s *Store) DevicePage(ctx context.Context, after int32, limit int) (int64, 
 	out := make([]NamedDeviceRef, 0, limit)
 	for rows.Next() {
 		var d NamedDeviceRef
-		if err := rows.Scan(&version, &d.Name, &d.Key, &d.ID, &d.OrganizationID, &d.TypeID, &d.CTRatio, &d.VTRatio); err != nil {
+		if err := rows.Scan(append([]any{&version}, d.dest()...)...); err != nil {
 			return 0, nil, mapErr("listing meter devices", err)
 		}
 		out = append(out, d)
