@@ -44,11 +44,12 @@ func (c *clock) add(d time.Duration) {
 // with fixtures: a staff user with a token, organizations A and B, and users who are
 // members of them.
 type env struct {
-	t     *testing.T
-	base  string
-	st    *store.Store
-	db    string // the database's URL, for fixtures no route makes (storetest.Exec)
-	clock *clock
+	t      *testing.T
+	base   string
+	client *http.Client // this env's own connections, closed before the server shuts down
+	st     *store.Store
+	db     string // the database's URL, for fixtures no route makes (storetest.Exec)
+	clock  *clock
 
 	staffToken string
 	orgA, orgB store.Organization
@@ -82,11 +83,27 @@ func newEnv(t *testing.T, mod ...func(*api.Config)) *env {
 	require.NoError(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	go func() { _ = srv.Serve(ln) }()
+	serveDone := make(chan error, 1)
+	go func() { serveDone <- srv.Serve(ln) }()
+	// Each env has a client of its own: a shared one (http.DefaultClient) keeps idle
+	// keep-alive connections, and their read and write loops, open after the env is gone,
+	// which the package's goroutine-leak check then reports at random.
+	e.client = &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{}}
 	t.Cleanup(func() {
+		e.client.CloseIdleConnections()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_ = srv.Shutdown(ctx)
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutting the API server down: %v", err)
+		}
+		select {
+		case err := <-serveDone:
+			if err != nil {
+				t.Errorf("serving the API: %v", err)
+			}
+		case <-ctx.Done():
+			t.Errorf("serving the API: still serving after shutdown")
+		}
 		stopPipe()
 		<-pipeDone
 	})
@@ -159,7 +176,7 @@ func (e *env) do(method, path, auth string, body any, headers ...string) resp {
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := e.client.Do(req)
 	require.NoError(e.t, err)
 	defer res.Body.Close()
 	raw, err := io.ReadAll(res.Body)

@@ -345,7 +345,7 @@ func TestConcurrentClaims(t *testing.T) {
 			}
 			req.Header.Set("Authorization", r.editorA)
 			req.Header.Set("Content-Type", "application/json")
-			res, err := http.DefaultClient.Do(req)
+			res, err := r.client.Do(req)
 			if err != nil {
 				answers[i].err = err
 				return

@@ -83,7 +83,7 @@ func TestCollectThroughTheAPI(t *testing.T) {
 	env["AMRD_LISTEN"] = "127.0.0.1:0"
 	env["AMRD_LOG_LEVEL"] = "warn"
 	srv := startServe(t, env)
-	c := &apiClient{t: t, base: "http://" + srv.addr + "/v1", token: tokenRe.FindString(out), http: &http.Client{Timeout: 30 * time.Second}}
+	c := &apiClient{t: t, base: "http://" + srv.addr + "/v1", token: tokenRe.FindString(out), http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{}}}
 
 	org := c.create("/organizations/", map[string]any{"name": "Stadtwerke"})
 	imp := c.create("/metering/meter-reading-series/", map[string]any{"organization": org, "name": "1-0:1.8.0*255", "unit": "kWh",

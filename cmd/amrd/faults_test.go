@@ -526,7 +526,8 @@ func tsdb(t *testing.T, args ...string) (string, error) {
 
 // health returns the status of GET /_health/ (0 when there is no answer).
 func health(addr string) int {
-	c := &http.Client{Timeout: 30 * time.Second}
+	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{}}
+	defer c.CloseIdleConnections()
 	resp, err := c.Get("http://" + addr + "/_health/")
 	if err != nil {
 		return 0

@@ -460,7 +460,7 @@ func TestServe(t *testing.T) {
 	srv := startServe(t, env)
 	addr, stdout, stderr := srv.addr, srv.stdout, srv.stderr
 
-	client := &http.Client{Timeout: 10 * time.Second}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{}}
 	for _, path := range []string{"/_health/", "/_health"} {
 		t.Run("GET "+path, func(t *testing.T) {
 			resp, err := client.Get("http://" + addr + path)
@@ -515,7 +515,11 @@ func startServe(t *testing.T, env map[string]string) *served {
 		})
 		return stopErr
 	}
-	t.Cleanup(func() { _ = s.stop() })
+	t.Cleanup(func() {
+		if err := s.stop(); err != nil {
+			t.Errorf("stopping serve: %v", err)
+		}
+	})
 	listening := regexp.MustCompile(`amrd listening on http://(\S+)\n`)
 	deadline := time.After(30 * time.Second)
 	for s.addr == "" {
