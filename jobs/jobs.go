@@ -44,6 +44,12 @@ type Store interface {
 
 	DropChunks(ctx context.Context, table string, olderThan time.Time) (int, error)
 	PromoteAllStaged(ctx context.Context) (written, cleared int64, err error)
+
+	RollupState(ctx context.Context) (store.RollupState, error)
+	MoveRollupThreshold(ctx context.Context, to time.Time) error
+	MaterializeRollups(ctx context.Context, slice time.Duration) (store.RollupResult, error)
+	RecomputeMarked(ctx context.Context, limit int) (store.RollupResult, error)
+	ReadingsRetentionCutoff(ctx context.Context, want time.Time) (time.Time, error)
 }
 
 // Executor performs one run of its execution type. The context carries the run's
@@ -91,6 +97,18 @@ type Config struct {
 	// PromoteEvery is how often staged readings of existing devices are promoted. Default
 	// 10 min.
 	PromoteEvery time.Duration
+	// RollupEvery is how often the rollups are brought up to date. Default 1 min.
+	RollupEvery time.Duration
+	// RollupDelay is how far behind real time the hourly buckets are materialized: the
+	// threshold is the start of the hour at least this long ago, so that the readings of
+	// an hour (and the one on its end, which closes its consumption) have arrived before
+	// it is materialized; later ones are marked and recomputed. Default 15 min.
+	RollupDelay time.Duration
+	// RollupSlice is how much time one materialization transaction covers (default 1 day:
+	// 10,000 meters x 8 series x 96 readings = 7.7 M readings at the most).
+	RollupSlice time.Duration
+	// HourlyRetention and DailyRetention expire rollups (0 keeps them, the default).
+	HourlyRetention, DailyRetention time.Duration
 	// Worker names this replica in the runs it claims. Default host name and process id.
 	Worker string
 	// Now is the clock; nil means time.Now.
@@ -112,6 +130,9 @@ func (c *Config) defaults() {
 	def(&c.StagedRetention, 30*24*time.Hour)
 	def(&c.RunRetention, 30*24*time.Hour)
 	def(&c.PromoteEvery, 10*time.Minute)
+	def(&c.RollupEvery, time.Minute)
+	def(&c.RollupDelay, 15*time.Minute)
+	def(&c.RollupSlice, 24*time.Hour)
 	if c.Workers <= 0 {
 		c.Workers = 16
 	}
@@ -178,6 +199,7 @@ func (j *Jobs) Run(ctx context.Context) error {
 		{"dispatch", j.cfg.DispatchEvery, j.dispatchJob},
 		{"retention", j.cfg.RetentionEvery, j.Retention},
 		{"promote_staged", j.cfg.PromoteEvery, j.promoteJob},
+		{"rollups", j.cfg.RollupEvery, j.Rollups},
 		{"release_blocks", time.Minute, j.ReleaseBlocks},
 	}
 	for _, e := range every {
@@ -403,10 +425,30 @@ func (j *Jobs) Retention(ctx context.Context, now time.Time) error {
 			return nil
 		}
 		if j.cfg.DataRetention > 0 {
-			if err := drop(store.TableReadings, j.cfg.DataRetention); err != nil {
+			// Raw readings stay while rollup buckets still need them.
+			cut, err := j.st.ReadingsRetentionCutoff(ctx, now.Add(-j.cfg.DataRetention))
+			if err != nil {
 				return err
 			}
+			if !cut.IsZero() {
+				if err := drop(store.TableReadings, now.Sub(cut)); err != nil {
+					return err
+				}
+			}
 			if err := drop(store.TableSystemEvents, j.cfg.DataRetention); err != nil {
+				return err
+			}
+		}
+		if j.cfg.HourlyRetention > 0 {
+			if err := drop(store.TableRollupHourly, j.cfg.HourlyRetention); err != nil {
+				return err
+			}
+			if err := drop(store.TableRollupSeriesHourly, j.cfg.HourlyRetention); err != nil {
+				return err
+			}
+		}
+		if j.cfg.DailyRetention > 0 {
+			if err := drop(store.TableRollupDaily, j.cfg.DailyRetention); err != nil {
 				return err
 			}
 		}
@@ -433,6 +475,62 @@ func (j *Jobs) Retention(ctx context.Context, now time.Time) error {
 }
 
 func (j *Jobs) promoteJob(ctx context.Context, _ time.Time) error { return j.PromoteStaged(ctx) }
+
+// markBatch is how many marks one recomputation takes: a bulk import of late readings
+// marks one row a device and series a batch, so 10,000 marks are a few thousand
+// ranges, one transaction of a few seconds.
+const markBatch = 10_000
+
+// Rollups brings the rollups up to date: it moves the threshold to the start of the hour
+// RollupDelay ago, materializes every bucket below it, then recomputes marked buckets
+// until no mark is left.
+func (j *Jobs) Rollups(ctx context.Context, now time.Time) error {
+	return j.locked(ctx, "rollups", func(ctx context.Context) error {
+		target := now.Add(-j.cfg.RollupDelay).UTC().Truncate(time.Hour)
+		if err := j.st.MoveRollupThreshold(ctx, target); err != nil {
+			if !errors.Is(err, store.ErrRollupBusy) {
+				return err
+			}
+			j.log.Warn("rollups: the threshold did not move this time", "err", err)
+		}
+		var total store.RollupResult
+		r, err := j.st.MaterializeRollups(ctx, j.cfg.RollupSlice)
+		j.m.rollupRows(r)
+		total.Add(r)
+		if err != nil {
+			return err
+		}
+		for {
+			r, err := j.st.RecomputeMarked(ctx, markBatch)
+			j.m.rollupRows(r)
+			total.Add(r)
+			if err != nil {
+				return err
+			}
+			if r.Marks < markBatch {
+				break
+			}
+		}
+		st, err := j.st.RollupState(ctx)
+		if err != nil {
+			return err
+		}
+		if !st.Materialized.IsZero() {
+			j.m.rollupLag.Set(now.Sub(st.Materialized).Seconds())
+		}
+		j.m.rollupMarks.Set(float64(st.Marks))
+		if total != (store.RollupResult{}) {
+			j.log.Info("rollups", "materialized", st.Materialized.Format(time.RFC3339), "readings", total.Readings,
+				"hourly", total.Hourly, "daily", total.Daily, "series_hourly", total.SeriesHourly,
+				"recomputed", total.Recomputed, "marks_discarded", total.MarksDiscarded)
+		}
+		if total.MarksDiscarded > 0 {
+			j.log.Warn("rollups: late readings below the raw retention horizon did not change their frozen buckets",
+				"marks", total.MarksDiscarded)
+		}
+		return nil
+	})
+}
 
 // PromoteStaged promotes the staged readings of devices that exist.
 func (j *Jobs) PromoteStaged(ctx context.Context) error {

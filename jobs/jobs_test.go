@@ -396,6 +396,9 @@ func TestRetentionDropsOldChunksKeepsNew(t *testing.T) {
 	j, err := jobs.New(jobs.Config{DataRetention: 365 * 24 * time.Hour}, st, nil, discard(), reg)
 	require.NoError(t, err)
 	require.NoError(t, j.Retention(ctx, now))
+	require.Equal(t, 4, chunks("meter_readings"), "raw readings stay until their rollups are materialized")
+	require.NoError(t, j.Rollups(ctx, now))
+	require.NoError(t, j.Retention(ctx, now))
 
 	require.Equal(t, 2, chunks("meter_readings"), "the chunks of 400 and 366 days ago are dropped")
 	require.Equal(t, 2, rows("meter_readings"))

@@ -115,6 +115,10 @@ const (
 	TableReadings     = "meter_readings"
 	TableSystemEvents = "meter_system_events"
 	TableStaged       = "staged_meter_readings"
+
+	TableRollupHourly       = "rollup_hourly"
+	TableRollupSeriesHourly = "rollup_series_hourly"
+	TableRollupDaily        = "rollup_daily"
 )
 
 // DropChunks drops the chunks of a hypertable whose whole time range is older than the
@@ -123,7 +127,15 @@ const (
 // falls in, are kept whole.
 func (s *Store) DropChunks(ctx context.Context, table string, olderThan time.Time) (int, error) {
 	switch table {
-	case TableReadings, TableSystemEvents, TableStaged:
+	case TableReadings, TableSystemEvents, TableStaged, TableRollupHourly, TableRollupSeriesHourly:
+	case TableRollupDaily:
+		// Its time column is the local day (a date).
+		rows, err := s.pool.Query(ctx, "SELECT drop_chunks($1::regclass, older_than => $2::date)", table, olderThan)
+		if err != nil {
+			return 0, mapErr("dropping chunks of "+table, err)
+		}
+		names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		return len(names), mapErr("dropping chunks of "+table, err)
 	default:
 		return 0, fmt.Errorf("dropping chunks of %q: %w", table, ErrInvalid)
 	}

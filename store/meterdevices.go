@@ -194,7 +194,10 @@ func (s *Store) DeleteMeterDevice(ctx context.Context, sc Scope, id uuid.UUID) e
 			id, all, orgs).Scan(&key); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, "DELETE FROM meter_readings WHERE device_key = $1", key); err != nil {
+		// The deleted readings mark their rollup buckets, so that the rollup job removes
+		// the device's buckets and recomputes its series' fleet buckets without them.
+		if _, err := tx.Exec(ctx, `WITH del AS (DELETE FROM meter_readings WHERE device_key = $1
+			RETURNING device_key, series_key, ts) `+markSQL("del"), key); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, "DELETE FROM meter_system_events WHERE meter_device_id = $1", id)

@@ -327,7 +327,8 @@ func (s *Store) writeSmall(ctx context.Context, catalog int64, rows []ReadingRow
 		}
 	}
 	// One statement, so one snapshot: the version it checks is the one its inserts are
-	// made under, and a stale version inserts nothing. Values travel as text and become
+	// made under, and a stale version inserts nothing. Inserted readings at or below the
+	// rollup threshold mark their rollup buckets in the same statement (mk). Values travel as text and become
 	// numeric in SQL: exact, no float64. The first output row carries the version, every
 	// row one inserted key (or NULLs when none was).
 	res, err := s.pool.Query(ctx, `
@@ -339,6 +340,7 @@ func (s *Store) writeSmall(ctx context.Context, catalog int64, rows []ReadingRow
 			WHERE EXISTS (SELECT FROM ok)
 			ON CONFLICT (device_key, series_key, ts) DO NOTHING
 			RETURNING device_key, series_key, ts),
+		mk AS (`+markSQL("ins")+`),
 		stg AS (
 			INSERT INTO staged_meter_readings (meter_device_name, series_name, ts, local_time, value)
 			SELECT * FROM unnest($7::text[], $8::text[], $9::timestamptz[], $10::timestamp[], $11::text[]::numeric[])
@@ -378,17 +380,21 @@ func (s *Store) writeSmall(ctx context.Context, catalog int64, rows []ReadingRow
 
 // writeLarge writes a large batch in the transaction tx.
 func writeLarge(ctx context.Context, tx pgx.Tx, catalog int64, rows []ReadingRow, staged []StagedRow, out []Outcome) error {
-	if catalog >= 0 {
-		var v int64
-		if err := tx.QueryRow(ctx, `SELECT version FROM catalog_version`).Scan(&v); err != nil {
-			return fmt.Errorf("reading the catalog version: %w", err)
-		}
-		if v != catalog {
-			return &StaleCatalogError{Version: v}
-		}
+	// The rollup threshold is read with the version, in the same round trip: it takes the
+	// rollup lock for this transaction (see markSQL).
+	var v int64
+	var threshold pgtype.Timestamptz
+	if err := tx.QueryRow(ctx, `SELECT version, amrd_rollup_threshold() FROM catalog_version`).Scan(&v, &threshold); err != nil {
+		return fmt.Errorf("reading the catalog version: %w", err)
+	}
+	if catalog >= 0 && v != catalog {
+		return &StaleCatalogError{Version: v}
 	}
 	if len(rows) > 0 {
 		if err := copyOrInsert(ctx, tx, rows, out); err != nil {
+			return err
+		}
+		if err := markRows(ctx, tx, rows, out, threshold); err != nil {
 			return err
 		}
 	}
@@ -449,6 +455,48 @@ func copyOrInsert(ctx context.Context, tx pgx.Tx, rows []ReadingRow, out []Outco
 	}
 	if !markInserted(rows, inserted, out) {
 		return sortSkipped(ctx, tx, a, out)
+	}
+	return nil
+}
+
+// markRows marks the rollup buckets of the inserted rows at or below the threshold (late
+// data: usually none, and then no statement is sent).
+func markRows(ctx context.Context, tx pgx.Tx, rows []ReadingRow, out []Outcome, threshold pgtype.Timestamptz) error {
+	if !threshold.Valid || threshold.InfinityModifier == pgtype.NegativeInfinity {
+		return nil
+	}
+	type span struct{ lo, hi time.Time }
+	late := map[[2]int32]span{}
+	for i := range rows {
+		r := &rows[i]
+		if out[i] != Inserted || (threshold.InfinityModifier == pgtype.Finite && r.Time.After(threshold.Time)) {
+			continue
+		}
+		k := [2]int32{r.DeviceKey, r.SeriesKey}
+		sp, ok := late[k]
+		if !ok {
+			sp = span{r.Time, r.Time}
+		}
+		if r.Time.Before(sp.lo) {
+			sp.lo = r.Time
+		}
+		if r.Time.After(sp.hi) {
+			sp.hi = r.Time
+		}
+		late[k] = sp
+	}
+	if len(late) == 0 {
+		return nil
+	}
+	var d, s []int32
+	var lo, hi []time.Time
+	for k, sp := range late {
+		d, s, lo, hi = append(d, k[0]), append(s, k[1]), append(lo, sp.lo), append(hi, sp.hi)
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO rollup_marks (device_key, series_key, ts_min, ts_max)
+		SELECT * FROM unnest($1::int4[], $2::int4[], $3::timestamptz[], $4::timestamptz[])`, d, s, lo, hi)
+	if err != nil {
+		return fmt.Errorf("marking rollups: %w", err)
 	}
 	return nil
 }

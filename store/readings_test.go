@@ -293,12 +293,12 @@ func TestReadingIndexes(t *testing.T) {
 		}
 		return got
 	}
-	require.Equal(t, map[string]string{"meter_readings_key_idx": "btree", "meter_readings_id_idx": "btree", "meter_readings_ts_brin": "brin"},
-		methods("meter_readings"))
+	require.Equal(t, map[string]string{"meter_readings_key_idx": "btree", "meter_readings_id_idx": "btree", "meter_readings_ts_brin": "brin",
+		"meter_readings_created_brin": "brin"}, methods("meter_readings"))
 	var chunk string
 	storetest.QueryRow(t, url, `SELECT format('%I.%I', chunk_schema, chunk_name) FROM timescaledb_information.chunks WHERE hypertable_name = 'meter_readings'`, &chunk)
 	am := slices.Sorted(maps.Values(methods(chunk)))
-	require.Equal(t, []string{"brin", "btree", "btree"}, am, "the chunk has the same three indexes")
+	require.Equal(t, []string{"brin", "brin", "btree", "btree"}, am, "the chunk has the same four indexes")
 }
 
 func TestDevicePage(t *testing.T) {

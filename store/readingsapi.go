@@ -115,12 +115,18 @@ func (s *Store) ReadingAt(ctx context.Context, device, series uuid.UUID, ts time
 // DeleteReading removes one reading in scope.
 func (s *Store) DeleteReading(ctx context.Context, sc Scope, id int64) error {
 	all, orgs := sc.args()
-	tag, err := s.pool.Exec(ctx, `DELETE FROM meter_readings r USING meter_devices d
-		WHERE r.id = $1 AND d.key = r.device_key AND ($2 OR d.organization_id = ANY($3))`, id, all, orgs)
+	// The reading's rollup buckets are marked in the same statement (late data's way).
+	var n int
+	err := s.pool.QueryRow(ctx, `WITH del AS (
+			DELETE FROM meter_readings r USING meter_devices d
+			WHERE r.id = $1 AND d.key = r.device_key AND ($2 OR d.organization_id = ANY($3))
+			RETURNING r.device_key, r.series_key, r.ts),
+		mk AS (`+markSQL("del")+`)
+		SELECT count(*) FROM del`, id, all, orgs).Scan(&n)
 	if err != nil {
 		return mapErr("deleting a meter reading", err)
 	}
-	if tag.RowsAffected() == 0 {
+	if n == 0 {
 		return mapErr("deleting a meter reading", pgx.ErrNoRows)
 	}
 	return nil

@@ -140,7 +140,7 @@ func refuseDeviceName(ctx context.Context, q querier, name string) error {
 // now, and a reading sent without a UTC offset is read in the config's time zone (one the
 // zone skips stays staged; one it repeats takes PostgreSQL's reading, the standard time). A reading that is already stored with the same value is absorbed; one that
 // conflicts, or whose series is not allowed, stays staged until it expires.
-const promoteSQL = `
+var promoteSQL = `
 WITH cand AS (
 	SELECT st.id, d.key AS device_key, s.key AS series_key, st.value,
 		-- a wall-clock time is read in the config's zone now that the device has one
@@ -165,6 +165,7 @@ WITH cand AS (
 	SELECT device_key, series_key, ts, value, factor FROM first
 	ON CONFLICT (device_key, series_key, ts) DO NOTHING
 	RETURNING device_key, series_key, ts, value
+), mk AS (` + markSQL("ins") + `
 ), gone AS (
 	DELETE FROM staged_meter_readings st USING cand c
 	WHERE st.id = c.id AND (

@@ -40,6 +40,9 @@ type settings struct {
 	AMRRunMaxAttempts   int
 	AMRRunRetentionDays int
 	NetifBlockTimeout   time.Duration
+	RollupDelay         time.Duration
+	RollupHourlyDays    int // 0: keep
+	RollupDailyDays     int // 0: keep
 	// GCPercent and MemoryLimit are serve's garbage collector settings; 0 leaves the Go
 	// runtime's (GOGC, GOMEMLIMIT) as they are.
 	GCPercent   int
@@ -112,6 +115,9 @@ func loadSettings(getenv func(string) string) (settings, error) {
 	s.AMRRunMaxAttempts = num("AMRD_AMR_RUN_MAX_ATTEMPTS", 3, 1)
 	s.AMRRunRetentionDays = num("AMRD_AMR_RUN_RETENTION_DAYS", 30, 1)
 	s.NetifBlockTimeout = time.Duration(num("AMRD_NETIF_BLOCK_TIMEOUT_SECONDS", 300, 1)) * time.Second
+	s.RollupDelay = time.Duration(num("AMRD_ROLLUP_DELAY_MINUTES", 15, 1)) * time.Minute
+	s.RollupHourlyDays = num("AMRD_ROLLUP_HOURLY_RETENTION_DAYS", 0, 1)
+	s.RollupDailyDays = num("AMRD_ROLLUP_DAILY_RETENTION_DAYS", 0, 1)
 	// serve collects garbage at 400 % heap growth instead of Go's 100 %: ingestion
 	// allocates per reading (decoding, batches, COPY buffers) and keeps little, so the
 	// collector's work scales with how often it runs. Measured (make bench, 1,000-reading

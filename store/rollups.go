@@ -1,0 +1,418 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+)
+
+// Rollups are amrd's own continuous aggregates (schema 0004): hourly buckets in UTC and
+// daily buckets in each device's local days, kept up to a watermark by the rollup job.
+//
+// Two instants in rollup_state drive them. threshold: every reading written at or below
+// it marks its device, series and time in rollup_marks, in the transaction that writes it.
+// materialized: every bucket that ends at or before it is in the rollup tables, except the
+// marked ones. The job first moves the threshold (a transaction that takes the rollup
+// lock in exclusive mode, which writers hold in shared mode while they write: see
+// amrd_rollup_threshold), then materializes up to it from the raw readings, then
+// recomputes what is marked. So a rollup is never silently stale: a reading is either
+// seen by the materialization or marked for recomputation.
+
+// RollupState is where the rollups stand; a zero time is "nothing yet".
+type RollupState struct {
+	Threshold    time.Time
+	Materialized time.Time
+	// RawHorizon: retention dropped the raw readings below it.
+	RawHorizon time.Time
+	// Marks is how many marks wait for recomputation; OldestMark the earliest time they
+	// cover (zero without marks).
+	Marks      int64
+	OldestMark time.Time
+}
+
+// RollupResult counts what one materialization or recomputation wrote.
+type RollupResult struct {
+	Readings       int64 // raw readings aggregated (materialization only)
+	Hourly, Daily  int64 // device buckets written
+	SeriesHourly   int64 // series buckets written
+	Recomputed     int64 // (device, series) ranges recomputed from marks
+	MarksDiscarded int64 // marks below the raw horizon, whose buckets are frozen
+	Marks          int64 // marks taken (recomputation only)
+}
+
+// Add adds o's counts to r's.
+func (r *RollupResult) Add(o RollupResult) {
+	r.Readings += o.Readings
+	r.Hourly += o.Hourly
+	r.Daily += o.Daily
+	r.SeriesHourly += o.SeriesHourly
+	r.Recomputed += o.Recomputed
+	r.MarksDiscarded += o.MarksDiscarded
+	r.Marks += o.Marks
+}
+
+// rollupLock is the advisory lock key of amrd_rollup_threshold (schema 0004).
+const rollupLock int64 = 7236982715031363584
+
+// markSQL inserts the marks of the rows of relation rel (device_key, series_key, ts) that
+// lie at or below the rollup threshold. The threshold is read once (an init plan), after
+// the rollup lock is taken in shared mode for the rest of the transaction.
+func markSQL(rel string) string {
+	return `INSERT INTO rollup_marks (device_key, series_key, ts_min, ts_max)
+		SELECT device_key, series_key, min(ts), max(ts) FROM ` + rel + `
+		WHERE ts <= (SELECT amrd_rollup_threshold()) GROUP BY device_key, series_key`
+}
+
+func tsOrZero(t pgtype.Timestamptz) time.Time {
+	if !t.Valid || t.InfinityModifier != pgtype.Finite {
+		return time.Time{}
+	}
+	return t.Time
+}
+
+// RollupState reads rollup_state and counts the pending marks.
+func (s *Store) RollupState(ctx context.Context) (RollupState, error) {
+	var th, mat, hor, oldest pgtype.Timestamptz
+	var st RollupState
+	err := s.pool.QueryRow(ctx, `SELECT threshold, materialized, raw_horizon,
+		(SELECT count(*) FROM rollup_marks), (SELECT min(ts_min) FROM rollup_marks) FROM rollup_state`).
+		Scan(&th, &mat, &hor, &st.Marks, &oldest)
+	if err != nil {
+		return st, mapErr("reading the rollup state", err)
+	}
+	st.Threshold, st.Materialized, st.RawHorizon, st.OldestMark = tsOrZero(th), tsOrZero(mat), tsOrZero(hor), tsOrZero(oldest)
+	return st, nil
+}
+
+// ErrRollupBusy says that writers held the rollup lock for longer than the job waits.
+var ErrRollupBusy = errors.New("readings were being written throughout: the rollup threshold did not move")
+
+// MoveRollupThreshold moves the threshold forward to, in a transaction that does nothing
+// else. It waits for the writers that hold the rollup lock (each for one batch of
+// readings) and, while it holds the lock, new writers wait for it: a few milliseconds.
+// It first tries for up to a second without queueing, so that under a steady stream of
+// batches it slips in between them instead of making them queue behind it.
+func (s *Store) MoveRollupThreshold(ctx context.Context, to time.Time) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		got := false
+		for i := 0; i < 100 && !got; i++ {
+			if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, rollupLock).Scan(&got); err != nil {
+				return err
+			}
+			if !got {
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+		if !got {
+			if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '5s'`); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, rollupLock); err != nil {
+				return fmt.Errorf("%w: %w", ErrRollupBusy, err)
+			}
+		}
+		_, err := tx.Exec(ctx, `UPDATE rollup_state SET threshold = $1, updated_at = now() WHERE threshold < $1`, to)
+		return err
+	})
+	if errors.Is(err, ErrRollupBusy) {
+		return err
+	}
+	return mapErr("moving the rollup threshold", err)
+}
+
+// rollupStart is where a first materialization begins: the hour of the oldest chunk of
+// readings (the chunk's start, read from the catalog rather than from the rows).
+func rollupStart(ctx context.Context, q querier) (time.Time, bool, error) {
+	var start pgtype.Timestamptz
+	err := q.QueryRow(ctx, `SELECT min(range_start) FROM timescaledb_information.chunks
+		WHERE hypertable_schema = 'public' AND hypertable_name = 'meter_readings'`).Scan(&start)
+	if err != nil || !start.Valid {
+		return time.Time{}, false, err
+	}
+	return start.Time.UTC().Truncate(time.Hour), true, nil
+}
+
+// MaterializeRollups materializes every bucket that ends at or before the threshold and
+// is not materialized yet, a slice at a time: each slice (hourly, series and daily
+// buckets, and the new materialized point) is one transaction, so a crash leaves no
+// bucket half-written and the next run goes on from the last slice. It returns what it
+// wrote.
+func (s *Store) MaterializeRollups(ctx context.Context, slice time.Duration) (RollupResult, error) {
+	var total RollupResult
+	st, err := s.RollupState(ctx)
+	if err != nil {
+		return total, err
+	}
+	if st.Threshold.IsZero() {
+		return total, nil
+	}
+	lo := st.Materialized
+	if lo.IsZero() {
+		start, ok, err := rollupStart(ctx, s.pool)
+		if err != nil {
+			return total, mapErr("materializing rollups", err)
+		}
+		if !ok || start.After(st.Threshold) {
+			// No readings below the threshold: nothing to aggregate up to it.
+			start = st.Threshold
+		}
+		lo = start
+	}
+	for lo.Before(st.Threshold) || st.Materialized.IsZero() {
+		hi := lo.Add(slice)
+		if hi.After(st.Threshold) {
+			hi = st.Threshold
+		}
+		var r RollupResult
+		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			var err error
+			r, err = materializeSlice(ctx, tx, lo, hi)
+			return err
+		})
+		if err != nil {
+			return total, mapErr("materializing rollups", err)
+		}
+		total.Add(r)
+		st.Materialized = hi
+		lo = hi
+		if err := ctx.Err(); err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// materializeSlice writes the buckets of [lo, hi) (days: those ending in (lo, hi]) and
+// moves the materialized point to hi, in tx.
+func materializeSlice(ctx context.Context, tx pgx.Tx, lo, hi time.Time) (RollupResult, error) {
+	var r RollupResult
+	// The aggregation is one long query; JIT compilation costs it more than it saves.
+	if _, err := tx.Exec(ctx, `SET LOCAL jit = off`); err != nil {
+		return r, err
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM rollup_hourly WHERE bucket >= $1 AND bucket < $2`, lo, hi); err != nil {
+		return r, err
+	}
+	tag, err := tx.Exec(ctx, `INSERT INTO rollup_hourly SELECT * FROM amrd_rollup_hourly_from_raw($1, $2)`, lo, hi)
+	if err != nil {
+		return r, fmt.Errorf("hourly rollups: %w", err)
+	}
+	r.Hourly = tag.RowsAffected()
+	if err := tx.QueryRow(ctx, `SELECT coalesce(sum(count), 0) FROM rollup_hourly WHERE bucket >= $1 AND bucket < $2`, lo, hi).Scan(&r.Readings); err != nil {
+		return r, err
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM rollup_series_hourly WHERE bucket >= $1 AND bucket < $2`, lo, hi); err != nil {
+		return r, err
+	}
+	tag, err = tx.Exec(ctx, `INSERT INTO rollup_series_hourly
+		SELECT series_key, bucket, count(*), sum(count), min(min_value), max(max_value), sum(sum_value), sum(consumption)
+		FROM rollup_hourly WHERE bucket >= $1 AND bucket < $2 GROUP BY series_key, bucket`, lo, hi)
+	if err != nil {
+		return r, fmt.Errorf("series rollups: %w", err)
+	}
+	r.SeriesHourly = tag.RowsAffected()
+	// Days read the hours through the real-time view, which must now take them from the
+	// table: move the materialized point first (same transaction).
+	if _, err := tx.Exec(ctx, `UPDATE rollup_state SET materialized = $1, updated_at = now()`, hi); err != nil {
+		return r, err
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM rollup_daily WHERE day_end > $1 AND day_end <= $2`, lo, hi); err != nil {
+		return r, err
+	}
+	tag, err = tx.Exec(ctx, `INSERT INTO rollup_daily
+		SELECT * FROM amrd_rollup_daily_from_hourly($1::timestamptz - interval '2 days', $2) f
+		WHERE f.day_end > $1 AND f.day_end <= $2`, lo, hi)
+	if err != nil {
+		return r, fmt.Errorf("daily rollups: %w", err)
+	}
+	r.Daily = tag.RowsAffected()
+	keys, err := unalignedDevices(ctx, tx)
+	if err != nil {
+		return r, err
+	}
+	if len(keys) > 0 {
+		tag, err = tx.Exec(ctx, `INSERT INTO rollup_daily
+			SELECT * FROM amrd_rollup_daily_from_raw($1::timestamptz - interval '2 days', $2) f
+			WHERE f.day_end > $1 AND f.day_end <= $2 AND f.device_key = ANY($3)`, lo, hi, keys)
+		if err != nil {
+			return r, fmt.Errorf("daily rollups: %w", err)
+		}
+		r.Daily += tag.RowsAffected()
+	}
+	return r, nil
+}
+
+// unalignedDevices are the devices whose local days do not begin on a UTC hour (zones with
+// a half- or quarter-hour offset): their days are aggregated from the raw readings.
+func unalignedDevices(ctx context.Context, q querier) ([]int32, error) {
+	rows, err := q.Query(ctx, `SELECT device_key FROM amrd_device_zones WHERE NOT hour_aligned`)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[int32])
+}
+
+// RecomputeMarked takes up to limit marks and recomputes, in one transaction, the buckets
+// they touch that are materialized: for each device and series, from the hour before its
+// earliest marked time (a reading on an hour's start closes the hour before) to the hour
+// of the first reading after its latest (whose step now starts elsewhere), and the local
+// days around them. Marks above the materialized point need nothing (materialization will
+// read those readings); marks whose buckets need readings that retention dropped are
+// discarded, their buckets frozen as they are. It returns what it did; Recomputed is 0
+// when there were no marks.
+func (s *Store) RecomputeMarked(ctx context.Context, limit int) (RollupResult, error) {
+	var r RollupResult
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		r = RollupResult{}
+		if _, err := tx.Exec(ctx, `SET LOCAL jit = off`); err != nil {
+			return err
+		}
+		var mat, hor pgtype.Timestamptz
+		if err := tx.QueryRow(ctx, `SELECT materialized, raw_horizon FROM rollup_state`).Scan(&mat, &hor); err != nil {
+			return err
+		}
+		// Deleted in this transaction's snapshot only: a mark committed meanwhile stays
+		// for the next run, together with its reading.
+		rows, err := tx.Query(ctx, `WITH m AS (
+				DELETE FROM rollup_marks WHERE ctid = ANY (ARRAY(SELECT ctid FROM rollup_marks LIMIT $1))
+				RETURNING device_key, series_key, ts_min, ts_max)
+			SELECT device_key, series_key, min(ts_min), max(ts_max), count(*) FROM m GROUP BY device_key, series_key`, limit)
+		if err != nil {
+			return err
+		}
+		var d, sk []int32
+		var lo, hi []time.Time
+		for rows.Next() {
+			var a, b int32
+			var x, y time.Time
+			var n int64
+			if err := rows.Scan(&a, &b, &x, &y, &n); err != nil {
+				rows.Close()
+				return err
+			}
+			d, sk, lo, hi = append(d, a), append(sk, b), append(lo, x), append(hi, y)
+			r.Marks += n
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(d) == 0 || !mat.Valid || mat.InfinityModifier != pgtype.Finite {
+			return nil
+		}
+		// A bucket can be recomputed only while the readings before it are there: the
+		// first step of a day needs the last reading of the day before.
+		frozen := tsOrZero(hor)
+		if !frozen.IsZero() {
+			frozen = frozen.Add(2 * 24 * time.Hour)
+		}
+		var kd, ks []int32
+		var klo, khi []time.Time
+		for i := range d {
+			if hi[i].Before(frozen) {
+				r.MarksDiscarded++
+				continue
+			}
+			if !lo[i].Before(mat.Time) && !lo[i].Equal(mat.Time) {
+				continue // above the materialized point: the next materialization reads it
+			}
+			if lo[i].Before(frozen) {
+				lo[i] = frozen
+			}
+			kd, ks, klo, khi = append(kd, d[i]), append(ks, sk[i]), append(klo, lo[i]), append(khi, hi[i])
+		}
+		if len(kd) == 0 {
+			return nil
+		}
+		r.Recomputed = int64(len(kd))
+		// The hourly range [a, b) of each mark, clipped to the materialized point.
+		if _, err := tx.Exec(ctx, `CREATE TEMPORARY TABLE rollup_redo ON COMMIT DROP AS
+			SELECT u.d AS device_key, u.s AS series_key,
+				time_bucket('1 hour', u.lo - interval '1 microsecond') AS a,
+				least($5::timestamptz, time_bucket('1 hour', greatest(u.hi, coalesce(n.ts, u.hi) - interval '1 microsecond')) + interval '1 hour') AS b
+			FROM unnest($1::int4[], $2::int4[], $3::timestamptz[], $4::timestamptz[]) AS u(d, s, lo, hi)
+			LEFT JOIN LATERAL (SELECT m.ts FROM meter_readings m
+				WHERE m.device_key = u.d AND m.series_key = u.s AND m.ts > u.hi ORDER BY m.ts LIMIT 1) n ON true`,
+			kd, ks, klo, khi, mat.Time); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM rollup_hourly h USING rollup_redo x
+			WHERE h.device_key = x.device_key AND h.series_key = x.series_key AND h.bucket >= x.a AND h.bucket < x.b`); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `INSERT INTO rollup_hourly SELECT f.* FROM rollup_redo x
+			CROSS JOIN LATERAL amrd_rollup_hourly_from_raw(x.a, x.b) f
+			WHERE f.device_key = x.device_key AND f.series_key = x.series_key`)
+		if err != nil {
+			return fmt.Errorf("hourly rollups: %w", err)
+		}
+		r.Hourly = tag.RowsAffected()
+		// Series buckets of every hour in the ranges (a bucket whose device rows all went
+		// away is deleted: it is in the range, and no row is inserted for it).
+		if _, err := tx.Exec(ctx, `DELETE FROM rollup_series_hourly s USING rollup_redo x
+			WHERE s.series_key = x.series_key AND s.bucket >= x.a AND s.bucket < x.b`); err != nil {
+			return err
+		}
+		tag, err = tx.Exec(ctx, `INSERT INTO rollup_series_hourly
+			SELECT h.series_key, h.bucket, count(*), sum(h.count), min(h.min_value), max(h.max_value), sum(h.sum_value), sum(h.consumption)
+			FROM rollup_hourly h
+			WHERE (h.series_key, h.bucket) IN (SELECT x.series_key, g FROM rollup_redo x,
+				generate_series(x.a, x.b - interval '1 hour', interval '1 hour') g)
+			GROUP BY h.series_key, h.bucket`)
+		if err != nil {
+			return fmt.Errorf("series rollups: %w", err)
+		}
+		r.SeriesHourly = tag.RowsAffected()
+		// The local days around each range: from the day of a to the day of b - 1 us,
+		// those that end at or before the materialized point.
+		if _, err := tx.Exec(ctx, `DELETE FROM rollup_daily dd USING rollup_redo x
+			WHERE dd.device_key = x.device_key AND dd.series_key = x.series_key
+			AND dd.day_end > x.a AND dd.day_start < x.b`); err != nil {
+			return err
+		}
+		tag, err = tx.Exec(ctx, `INSERT INTO rollup_daily SELECT f.* FROM rollup_redo x
+			CROSS JOIN LATERAL amrd_rollup_daily_from_hourly(x.a - interval '2 days', x.b + interval '2 days') f
+			WHERE f.device_key = x.device_key AND f.series_key = x.series_key
+			AND f.day_end > x.a AND f.day_start < x.b AND f.day_end <= $1`, mat.Time)
+		if err != nil {
+			return fmt.Errorf("daily rollups: %w", err)
+		}
+		r.Daily = tag.RowsAffected()
+		keys, err := unalignedDevices(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if len(keys) > 0 {
+			tag, err = tx.Exec(ctx, `INSERT INTO rollup_daily SELECT f.* FROM rollup_redo x
+				CROSS JOIN LATERAL amrd_rollup_daily_from_raw(x.a - interval '2 days', x.b + interval '2 days') f
+				WHERE f.device_key = x.device_key AND f.series_key = x.series_key AND x.device_key = ANY($2)
+				AND f.day_end > x.a AND f.day_start < x.b AND f.day_end <= $1`, mat.Time, keys)
+			if err != nil {
+				return fmt.Errorf("daily rollups: %w", err)
+			}
+			r.Daily += tag.RowsAffected()
+		}
+		return nil
+	})
+	return r, mapErr("recomputing marked rollups", err)
+}
+
+// ReadingsRetentionCutoff returns the cutoff retention may drop raw reading chunks below,
+// at most want: raw readings stay while a bucket that needs them is not materialized or
+// is marked (two days of margin, for the longest local day and the step into it). It
+// records the cutoff as the raw horizon, below which buckets are frozen.
+func (s *Store) ReadingsRetentionCutoff(ctx context.Context, want time.Time) (time.Time, error) {
+	var cut pgtype.Timestamptz
+	err := s.pool.QueryRow(ctx, `UPDATE rollup_state SET raw_horizon = greatest(raw_horizon, c.cut) FROM (
+			SELECT least($1::timestamptz, materialized - interval '2 days',
+				(SELECT min(ts_min) FROM rollup_marks) - interval '2 days') AS cut FROM rollup_state) c
+		RETURNING c.cut`, want).Scan(&cut)
+	if err != nil {
+		return time.Time{}, mapErr("reading the rollup state", err)
+	}
+	return tsOrZero(cut), nil
+}
