@@ -99,6 +99,9 @@ type Config struct {
 	PromoteEvery time.Duration
 	// RollupEvery is how often the rollups are brought up to date. Default 1 min.
 	RollupEvery time.Duration
+	// NoRollups leaves the rollups alone on this replica (AMRD_ROLLUPS=false): the
+	// real-time views then aggregate everything above the last materialized point live.
+	NoRollups bool
 	// RollupDelay is how far behind real time the hourly buckets are materialized: the
 	// threshold is the start of the hour at least this long ago, so that the readings of
 	// an hour (and the one on its end, which closes its consumption) have arrived before
@@ -203,6 +206,9 @@ func (j *Jobs) Run(ctx context.Context) error {
 		{"release_blocks", time.Minute, j.ReleaseBlocks},
 	}
 	for _, e := range every {
+		if e.name == "rollups" && j.cfg.NoRollups {
+			continue
+		}
 		_, err := s.NewJob(gocron.DurationJob(e.d),
 			gocron.NewTask(func(ctx context.Context) { j.observe(ctx, e.name, e.fn) }),
 			gocron.WithName(e.name),

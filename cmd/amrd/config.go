@@ -40,6 +40,8 @@ type settings struct {
 	AMRRunMaxAttempts   int
 	AMRRunRetentionDays int
 	NetifBlockTimeout   time.Duration
+	Rollups             bool
+	RollupEvery         time.Duration
 	RollupDelay         time.Duration
 	RollupHourlyDays    int // 0: keep
 	RollupDailyDays     int // 0: keep
@@ -115,6 +117,8 @@ func loadSettings(getenv func(string) string) (settings, error) {
 	s.AMRRunMaxAttempts = num("AMRD_AMR_RUN_MAX_ATTEMPTS", 3, 1)
 	s.AMRRunRetentionDays = num("AMRD_AMR_RUN_RETENTION_DAYS", 30, 1)
 	s.NetifBlockTimeout = time.Duration(num("AMRD_NETIF_BLOCK_TIMEOUT_SECONDS", 300, 1)) * time.Second
+	s.Rollups = boolean("AMRD_ROLLUPS", true)
+	s.RollupEvery = time.Duration(num("AMRD_ROLLUP_EVERY_SECONDS", 60, 1)) * time.Second
 	s.RollupDelay = time.Duration(num("AMRD_ROLLUP_DELAY_MINUTES", 15, 1)) * time.Minute
 	s.RollupHourlyDays = num("AMRD_ROLLUP_HOURLY_RETENTION_DAYS", 0, 1)
 	s.RollupDailyDays = num("AMRD_ROLLUP_DAILY_RETENTION_DAYS", 0, 1)

@@ -283,6 +283,8 @@ func newJobs(cfg settings, st *store.Store, pipe *ingest.Pipeline, log *slog.Log
 		DataRetention:   time.Duration(cfg.DataRetentionDays) * day,
 		StagedRetention: time.Duration(cfg.StagedRetentionDays) * day,
 		RunRetention:    time.Duration(cfg.AMRRunRetentionDays) * day,
+		NoRollups:       !cfg.Rollups,
+		RollupEvery:     cfg.RollupEvery,
 		RollupDelay:     cfg.RollupDelay,
 		HourlyRetention: time.Duration(cfg.RollupHourlyDays) * day,
 		DailyRetention:  time.Duration(cfg.RollupDailyDays) * day,
