@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
+	"golang.org/x/sync/errgroup"
 )
 
 // Rollups are amrd's own continuous aggregates (schema 0004): hourly buckets in UTC and
@@ -167,12 +170,7 @@ func (s *Store) MaterializeRollups(ctx context.Context, slice time.Duration) (Ro
 		if hi.After(st.Threshold) {
 			hi = st.Threshold
 		}
-		var r RollupResult
-		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-			var err error
-			r, err = materializeSlice(ctx, tx, lo, hi)
-			return err
-		})
+		r, err := s.materializeSlice(ctx, lo, hi)
 		if err != nil {
 			return total, mapErr("materializing rollups", err)
 		}
@@ -187,63 +185,125 @@ func (s *Store) MaterializeRollups(ctx context.Context, slice time.Duration) (Ro
 }
 
 // materializeSlice writes the buckets of [lo, hi) (days: those ending in (lo, hi]) and
-// moves the materialized point to hi, in tx.
-func materializeSlice(ctx context.Context, tx pgx.Tx, lo, hi time.Time) (RollupResult, error) {
+// moves the materialized point to hi. The hourly buckets, nearly all the work (a window
+// and an aggregate over every raw reading), are written by rollupWorkers transactions at
+// once, each for a range of devices, so that the aggregation uses every core; the series
+// and daily buckets and the new materialized point follow in one transaction. Until
+// that one commits, the new hourly rows lie above the materialized point, where nothing
+// reads them, and a crash in between is redone by the next run (each step deletes its
+// range first).
+func (s *Store) materializeSlice(ctx context.Context, lo, hi time.Time) (RollupResult, error) {
 	var r RollupResult
-	// The aggregation is one long query; JIT compilation costs it more than it saves.
-	if _, err := tx.Exec(ctx, `SET LOCAL jit = off`); err != nil {
-		return r, err
-	}
-	if _, err := tx.Exec(ctx, `DELETE FROM rollup_hourly WHERE bucket >= $1 AND bucket < $2`, lo, hi); err != nil {
-		return r, err
-	}
-	tag, err := tx.Exec(ctx, `INSERT INTO rollup_hourly SELECT * FROM amrd_rollup_hourly_from_raw($1, $2)`, lo, hi)
-	if err != nil {
-		return r, fmt.Errorf("hourly rollups: %w", err)
-	}
-	r.Hourly = tag.RowsAffected()
-	if err := tx.QueryRow(ctx, `SELECT coalesce(sum(count), 0) FROM rollup_hourly WHERE bucket >= $1 AND bucket < $2`, lo, hi).Scan(&r.Readings); err != nil {
-		return r, err
-	}
-	if _, err := tx.Exec(ctx, `DELETE FROM rollup_series_hourly WHERE bucket >= $1 AND bucket < $2`, lo, hi); err != nil {
-		return r, err
-	}
-	tag, err = tx.Exec(ctx, `INSERT INTO rollup_series_hourly
-		SELECT series_key, bucket, count(*), sum(count), min(min_value), max(max_value), sum(sum_value), sum(consumption)
-		FROM rollup_hourly WHERE bucket >= $1 AND bucket < $2 GROUP BY series_key, bucket`, lo, hi)
-	if err != nil {
-		return r, fmt.Errorf("series rollups: %w", err)
-	}
-	r.SeriesHourly = tag.RowsAffected()
-	// Days read the hours through the real-time view, which must now take them from the
-	// table: move the materialized point first (same transaction).
-	if _, err := tx.Exec(ctx, `UPDATE rollup_state SET materialized = $1, updated_at = now()`, hi); err != nil {
-		return r, err
-	}
-	if _, err := tx.Exec(ctx, `DELETE FROM rollup_daily WHERE day_end > $1 AND day_end <= $2`, lo, hi); err != nil {
-		return r, err
-	}
-	tag, err = tx.Exec(ctx, `INSERT INTO rollup_daily
-		SELECT * FROM amrd_rollup_daily_from_hourly($1::timestamptz - interval '2 days', $2) f
-		WHERE f.day_end > $1 AND f.day_end <= $2`, lo, hi)
-	if err != nil {
-		return r, fmt.Errorf("daily rollups: %w", err)
-	}
-	r.Daily = tag.RowsAffected()
-	keys, err := unalignedDevices(ctx, tx)
+	parts, err := s.devicePartitions(ctx, s.rollupWorkers)
 	if err != nil {
 		return r, err
 	}
-	if len(keys) > 0 {
-		tag, err = tx.Exec(ctx, `INSERT INTO rollup_daily
-			SELECT * FROM amrd_rollup_daily_from_raw($1::timestamptz - interval '2 days', $2) f
-			WHERE f.day_end > $1 AND f.day_end <= $2 AND f.device_key = ANY($3)`, lo, hi, keys)
-		if err != nil {
-			return r, fmt.Errorf("daily rollups: %w", err)
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	for _, p := range parts {
+		g.Go(func() error {
+			return pgx.BeginFunc(gctx, s.pool, func(tx pgx.Tx) error {
+				// One long query: JIT compilation costs it more than it saves.
+				if _, err := tx.Exec(gctx, `SET LOCAL jit = off`); err != nil {
+					return err
+				}
+				if _, err := tx.Exec(gctx, `DELETE FROM rollup_hourly WHERE bucket >= $1 AND bucket < $2
+					AND device_key BETWEEN $3 AND $4`, lo, hi, p[0], p[1]); err != nil {
+					return err
+				}
+				tag, err := tx.Exec(gctx, `INSERT INTO rollup_hourly SELECT * FROM amrd_rollup_hourly_from_raw($1, $2)
+					WHERE device_key BETWEEN $3 AND $4`, lo, hi, p[0], p[1])
+				if err != nil {
+					return fmt.Errorf("hourly rollups: %w", err)
+				}
+				mu.Lock()
+				r.Hourly += tag.RowsAffected()
+				mu.Unlock()
+				return nil
+			})
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return r, err
+	}
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SET LOCAL jit = off`); err != nil {
+			return err
 		}
-		r.Daily += tag.RowsAffected()
+		if err := tx.QueryRow(ctx, `SELECT coalesce(sum(count), 0) FROM rollup_hourly WHERE bucket >= $1 AND bucket < $2`, lo, hi).Scan(&r.Readings); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM rollup_series_hourly WHERE bucket >= $1 AND bucket < $2`, lo, hi); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `INSERT INTO rollup_series_hourly
+			SELECT series_key, bucket, count(*), sum(count), min(min_value), max(max_value), sum(sum_value), sum(consumption)
+			FROM rollup_hourly WHERE bucket >= $1 AND bucket < $2 GROUP BY series_key, bucket`, lo, hi)
+		if err != nil {
+			return fmt.Errorf("series rollups: %w", err)
+		}
+		r.SeriesHourly = tag.RowsAffected()
+		// Days read the hours through the real-time view, which must now take them from
+		// the table: move the materialized point first (same transaction).
+		if _, err := tx.Exec(ctx, `UPDATE rollup_state SET materialized = $1, updated_at = now()`, hi); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM rollup_daily WHERE day_end > $1 AND day_end <= $2`, lo, hi); err != nil {
+			return err
+		}
+		tag, err = tx.Exec(ctx, `INSERT INTO rollup_daily
+			SELECT * FROM amrd_rollup_daily_from_hourly($1::timestamptz - interval '2 days', $2) f
+			WHERE f.day_end > $1 AND f.day_end <= $2`, lo, hi)
+		if err != nil {
+			return fmt.Errorf("daily rollups: %w", err)
+		}
+		r.Daily = tag.RowsAffected()
+		keys, err := unalignedDevices(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if len(keys) > 0 {
+			tag, err = tx.Exec(ctx, `INSERT INTO rollup_daily
+				SELECT * FROM amrd_rollup_daily_from_raw($1::timestamptz - interval '2 days', $2) f
+				WHERE f.day_end > $1 AND f.day_end <= $2 AND f.device_key = ANY($3)`, lo, hi, keys)
+			if err != nil {
+				return fmt.Errorf("daily rollups: %w", err)
+			}
+			r.Daily += tag.RowsAffected()
+		}
+		return nil
+	})
+	return r, err
+}
+
+// devicePartitions splits the device keys into n ranges of about as many devices each
+// (the first and last open-ended, so that every key is in one).
+func (s *Store) devicePartitions(ctx context.Context, n int) ([][2]int32, error) {
+	if n <= 1 {
+		return [][2]int32{{math.MinInt32, math.MaxInt32}}, nil
 	}
-	return r, nil
+	rows, err := s.pool.Query(ctx, `SELECT max(key) FROM (SELECT key, ntile($1) OVER (ORDER BY key) AS part FROM meter_devices) x
+		GROUP BY part ORDER BY part`, n)
+	if err != nil {
+		return nil, err
+	}
+	ends, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		return nil, err
+	}
+	parts := make([][2]int32, 0, len(ends))
+	from := int32(math.MinInt32)
+	for i, end := range ends {
+		if i == len(ends)-1 {
+			end = math.MaxInt32
+		}
+		parts = append(parts, [2]int32{from, end})
+		from = end + 1
+	}
+	if len(parts) == 0 {
+		parts = append(parts, [2]int32{math.MinInt32, math.MaxInt32})
+	}
+	return parts, nil
 }
 
 // unalignedDevices are the devices whose local days do not begin on a UTC hour (zones with

@@ -24,6 +24,8 @@ type Store struct {
 	log  *slog.Logger
 	// keys seals meter security keys; nil without Config.Secret.
 	keys cipher.AEAD
+	// rollupWorkers is how many transactions materialize hourly rollups at once.
+	rollupWorkers int
 }
 
 // Config is how Open connects.
@@ -34,6 +36,10 @@ type Config struct {
 	// Secret is SECRET_KEY: the key that encrypts meter security keys is derived from it.
 	// Without it, the methods that read or write security keys return ErrNoSecret.
 	Secret string
+	// RollupWorkers is how many transactions materialize hourly rollups at once, each
+	// for a range of devices (default 2: the aggregation is CPU-bound in PostgreSQL, and
+	// one transaction uses one core).
+	RollupWorkers int
 }
 
 // Open connects to the database and checks that it answers.
@@ -68,7 +74,11 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("connecting to the database at %s:%d (%s): %w", pc.ConnConfig.Host, pc.ConnConfig.Port, connReason(err), ErrUnavailable)
 	}
-	return &Store{pool: pool, log: log, keys: keys}, nil
+	workers := cfg.RollupWorkers
+	if workers <= 0 {
+		workers = 2
+	}
+	return &Store{pool: pool, log: log, keys: keys, rollupWorkers: workers}, nil
 }
 
 // Close closes every connection.
