@@ -289,23 +289,37 @@ REVOKE EXECUTE ON FUNCTION amrd_rollup_threshold() FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION amrd_read.visible_orgs(name) FROM PUBLIC;
 
 -- The local day of an instant in a zone, and that day's UTC bounds.
-CREATE FUNCTION amrd_local_day(ts timestamptz, tz text) RETURNS date
+CREATE FUNCTION public.amrd_local_day(ts timestamptz, tz text) RETURNS date
     LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT (ts AT TIME ZONE tz)::date $$;
-CREATE FUNCTION amrd_day_start(day date, tz text) RETURNS timestamptz
+CREATE FUNCTION public.amrd_day_start(day date, tz text) RETURNS timestamptz
     LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT (day::timestamp) AT TIME ZONE tz $$;
+
+-- The building blocks of the real-time rollups below are views in amrd_read too, each
+-- filtered like every other read view: the rollup functions read them, and PostgreSQL
+-- checks what an inlined function reads with the rights of whoever runs the query (a
+-- Grafana role), not those of the view that calls it. For amrd's own user (every
+-- organization) each filter is one constant test, so the rollup job pays nothing.
+
+-- Raw readings by amrd's internal keys (device_key, series_key).
+CREATE VIEW amrd_read.raw_readings WITH (security_barrier) AS
+SELECT m.device_key, m.series_key, m.ts, m.value, m.factor, m.created_at
+FROM public.meter_readings m
+WHERE ((SELECT amrd_read.visible_orgs(current_user)) IS NULL OR m.device_key IN (
+    SELECT vd.key FROM public.meter_devices vd WHERE vd.organization_id = ANY ((SELECT amrd_read.visible_orgs(current_user))::uuid[])));
 
 -- The zone of each device's daily buckets, and whether its local days begin on a UTC
 -- hour (every zone but the few with a half- or quarter-hour offset, such as Asia/Kolkata):
 -- those days are sums of hourly buckets; the others are aggregated from the raw readings.
-CREATE VIEW amrd_device_zones AS
+CREATE VIEW amrd_read.device_zones WITH (security_barrier) AS
 SELECT d.key AS device_key, z.timezone,
-    date_trunc('hour', amrd_day_start(current_date, z.timezone)) = amrd_day_start(current_date, z.timezone)
-    AND date_trunc('hour', amrd_day_start(current_date + 183, z.timezone)) = amrd_day_start(current_date + 183, z.timezone)
+    date_trunc('hour', public.amrd_day_start(current_date, z.timezone)) = public.amrd_day_start(current_date, z.timezone)
+    AND date_trunc('hour', public.amrd_day_start(current_date + 183, z.timezone)) = public.amrd_day_start(current_date + 183, z.timezone)
     AS hour_aligned
-FROM meter_devices d
-LEFT JOIN meter_device_types t ON t.id = d.type_id
-LEFT JOIN meter_device_configs c ON c.id = t.config_id
-CROSS JOIN LATERAL (SELECT coalesce(c.timezone, 'UTC') AS timezone) z;
+FROM public.meter_devices d
+LEFT JOIN public.meter_device_types t ON t.id = d.type_id
+LEFT JOIN public.meter_device_configs c ON c.id = t.config_id
+CROSS JOIN LATERAL (SELECT coalesce(c.timezone, 'UTC') AS timezone) z
+WHERE amrd_read.sees(d.organization_id, (SELECT amrd_read.visible_orgs(current_user)));
 
 -- amrd_rollup_hourly_from_raw aggregates the raw readings of [lo, hi] into UTC hours (lo
 -- on an hour): the statistics of the readings in [lo, hi), and the consumption steps of
@@ -316,9 +330,9 @@ CROSS JOIN LATERAL (SELECT coalesce(c.timezone, 'UTC') AS timezone) z;
 -- hour's start counts in that hour and its step in the hour before (unnest makes it two
 -- rows); every other reading is one row. First and last values are the readings that
 -- the window says begin and end their hour: a sum over one row each, cheaper than
--- first()/last() over every row. One pass in (device, series, time) order, so that the
+-- public.first()/public.last() over every row. One pass in (device, series, time) order, so that the
 -- key index feeds it and a caller's device or series filter goes down into the scan.
-CREATE FUNCTION amrd_rollup_hourly_from_raw(lo timestamptz, hi timestamptz)
+CREATE FUNCTION public.amrd_rollup_hourly_from_raw(lo timestamptz, hi timestamptz)
 RETURNS TABLE (device_key integer, series_key integer, bucket timestamptz, count integer,
     min_value numeric, max_value numeric, sum_value numeric, first_ts timestamptz, first_value numeric,
     last_ts timestamptz, last_value numeric, consumption numeric)
@@ -343,10 +357,10 @@ FROM (
             date_bin('1 hour', lead(m.ts) OVER w, '2000-01-01') IS DISTINCT FROM date_bin('1 hour', m.ts, '2000-01-01') AS islast,
             m.factor,
             m.value - coalesce(lag(m.value) OVER w,
-                (SELECT p.value FROM meter_readings p
+                (SELECT p.value FROM amrd_read.raw_readings p
                  WHERE p.device_key = m.device_key AND p.series_key = m.series_key AND p.ts < lo
                  ORDER BY p.ts DESC LIMIT 1)) AS d
-        FROM meter_readings m
+        FROM amrd_read.raw_readings m
         WHERE m.ts >= lo AND m.ts <= hi
         WINDOW w AS (PARTITION BY m.device_key, m.series_key ORDER BY m.ts)
     ) q
@@ -358,28 +372,28 @@ $$;
 -- amrd_rollup_daily_from_raw is the same by local day, in the zone of each device's
 -- config: every day that has a reading (or a step) in the range; the caller keeps the
 -- days that lie inside it.
-CREATE FUNCTION amrd_rollup_daily_from_raw(lo timestamptz, hi timestamptz)
+CREATE FUNCTION public.amrd_rollup_daily_from_raw(lo timestamptz, hi timestamptz)
 RETURNS TABLE (device_key integer, series_key integer, day date, timezone text, day_start timestamptz,
     day_end timestamptz, count integer, min_value numeric, max_value numeric, sum_value numeric,
     first_ts timestamptz, first_value numeric, last_ts timestamptz, last_value numeric, consumption numeric)
 LANGUAGE sql STABLE AS $$
-SELECT r.device_key, r.series_key, e.d, r.tz, amrd_day_start(e.d, r.tz), amrd_day_start(e.d + 1, r.tz),
+SELECT r.device_key, r.series_key, e.d, r.tz, public.amrd_day_start(e.d, r.tz), public.amrd_day_start(e.d + 1, r.tz),
     (count(*) FILTER (WHERE e.stat))::integer,
     min(r.v) FILTER (WHERE e.stat), max(r.v) FILTER (WHERE e.stat), sum(r.v) FILTER (WHERE e.stat),
-    min(r.ts) FILTER (WHERE e.stat), first(r.v, r.ts) FILTER (WHERE e.stat),
-    max(r.ts) FILTER (WHERE e.stat), last(r.v, r.ts) FILTER (WHERE e.stat),
+    min(r.ts) FILTER (WHERE e.stat), public.first(r.v, r.ts) FILTER (WHERE e.stat),
+    max(r.ts) FILTER (WHERE e.stat), public.last(r.v, r.ts) FILTER (WHERE e.stat),
     coalesce(sum(r.step) FILTER (WHERE e.cons), 0)
 FROM (
     SELECT x.*, CASE WHEN x.diff > 0 THEN x.diff * x.factor WHEN x.diff <= 0 THEN 0 END AS step
     FROM (
         SELECT m.device_key, m.series_key, m.ts, m.factor, z.timezone AS tz, m.value * m.factor AS v,
-            amrd_local_day(m.ts, z.timezone) AS d1, amrd_local_day(m.ts - interval '1 microsecond', z.timezone) AS d2,
+            public.amrd_local_day(m.ts, z.timezone) AS d1, public.amrd_local_day(m.ts - interval '1 microsecond', z.timezone) AS d2,
             m.value - coalesce(lag(m.value) OVER w,
-                (SELECT p.value FROM meter_readings p
+                (SELECT p.value FROM amrd_read.raw_readings p
                  WHERE p.device_key = m.device_key AND p.series_key = m.series_key AND p.ts < lo
                  ORDER BY p.ts DESC LIMIT 1)) AS diff
-        FROM meter_readings m
-        JOIN amrd_device_zones z ON z.device_key = m.device_key
+        FROM amrd_read.raw_readings m
+        JOIN amrd_read.device_zones z ON z.device_key = m.device_key
         WHERE m.ts >= lo AND m.ts <= hi
         WINDOW w AS (PARTITION BY m.device_key, m.series_key ORDER BY m.ts)
     ) x
@@ -396,34 +410,36 @@ $$;
 -- Real-time rollups: the materialized buckets below rollup_state.materialized, and live
 -- aggregation of the raw readings above it, so that a chart never sees a gap between the
 -- two. Values are scaled; the _si columns add the series' SI multiplier.
-CREATE VIEW amrd_rollup_hourly_rt AS
+CREATE VIEW amrd_read.rollup_hourly_rt WITH (security_barrier) AS
 SELECT h.device_key, h.series_key, h.bucket, h.count, h.min_value, h.max_value, h.sum_value, h.first_ts,
     h.first_value, h.last_ts, h.last_value, h.consumption
-FROM rollup_hourly h
-WHERE h.bucket < (SELECT materialized FROM rollup_state)
+FROM public.rollup_hourly h
+WHERE h.bucket < (SELECT materialized FROM public.rollup_state)
+    AND ((SELECT amrd_read.visible_orgs(current_user)) IS NULL OR h.device_key IN (
+    SELECT vd.key FROM public.meter_devices vd WHERE vd.organization_id = ANY ((SELECT amrd_read.visible_orgs(current_user))::uuid[])))
 UNION ALL
 SELECT f.device_key, f.series_key, f.bucket, f.count, f.min_value, f.max_value, f.sum_value, f.first_ts,
     f.first_value, f.last_ts, f.last_value, f.consumption
-FROM amrd_rollup_hourly_from_raw((SELECT materialized FROM rollup_state), 'infinity') f
-WHERE f.bucket >= (SELECT materialized FROM rollup_state);
+FROM public.amrd_rollup_hourly_from_raw((SELECT materialized FROM public.rollup_state), 'infinity') f
+WHERE f.bucket >= (SELECT materialized FROM public.rollup_state);
 
 -- amrd_rollup_daily_from_hourly sums the hourly buckets of [lo, hi) into the local days
 -- of each device's zone (for zones whose days begin on a UTC hour): a day's consumption
 -- is its hours' (steps ending in (day_start, day_end]), its first reading its earliest
 -- hour's. The caller keeps the days that lie inside the range.
-CREATE FUNCTION amrd_rollup_daily_from_hourly(lo timestamptz, hi timestamptz)
+CREATE FUNCTION public.amrd_rollup_daily_from_hourly(lo timestamptz, hi timestamptz)
 RETURNS TABLE (device_key integer, series_key integer, day date, timezone text, day_start timestamptz,
     day_end timestamptz, count integer, min_value numeric, max_value numeric, sum_value numeric,
     first_ts timestamptz, first_value numeric, last_ts timestamptz, last_value numeric, consumption numeric)
 LANGUAGE sql STABLE AS $$
-SELECT h.device_key, h.series_key, h.day, h.timezone, amrd_day_start(h.day, h.timezone),
-    amrd_day_start(h.day + 1, h.timezone), sum(h.count)::integer, min(h.min_value), max(h.max_value),
-    sum(h.sum_value), min(h.first_ts), first(h.first_value, h.first_ts) FILTER (WHERE h.count > 0),
-    max(h.last_ts), last(h.last_value, h.last_ts) FILTER (WHERE h.count > 0), sum(h.consumption)
+SELECT h.device_key, h.series_key, h.day, h.timezone, public.amrd_day_start(h.day, h.timezone),
+    public.amrd_day_start(h.day + 1, h.timezone), sum(h.count)::integer, min(h.min_value), max(h.max_value),
+    sum(h.sum_value), min(h.first_ts), public.first(h.first_value, h.first_ts) FILTER (WHERE h.count > 0),
+    max(h.last_ts), public.last(h.last_value, h.last_ts) FILTER (WHERE h.count > 0), sum(h.consumption)
 FROM (
-    SELECT r.*, z.timezone, amrd_local_day(r.bucket, z.timezone) AS day
-    FROM amrd_rollup_hourly_rt r
-    JOIN amrd_device_zones z ON z.device_key = r.device_key
+    SELECT r.*, z.timezone, public.amrd_local_day(r.bucket, z.timezone) AS day
+    FROM amrd_read.rollup_hourly_rt r
+    JOIN amrd_read.device_zones z ON z.device_key = r.device_key
     WHERE r.bucket >= lo AND r.bucket < hi AND z.hour_aligned
 ) h
 GROUP BY h.device_key, h.series_key, h.day, h.timezone
@@ -431,32 +447,36 @@ $$;
 
 -- Days that end after the materialized point are live: sums of real-time hours for zones
 -- whose days begin on a UTC hour, the raw readings for the others.
-CREATE VIEW amrd_rollup_daily_rt AS
+CREATE VIEW amrd_read.rollup_daily_rt WITH (security_barrier) AS
 SELECT d.device_key, d.series_key, d.day, d.timezone, d.day_start, d.day_end, d.count, d.min_value,
     d.max_value, d.sum_value, d.first_ts, d.first_value, d.last_ts, d.last_value, d.consumption
-FROM rollup_daily d
-WHERE d.day_end <= (SELECT materialized FROM rollup_state)
+FROM public.rollup_daily d
+WHERE d.day_end <= (SELECT materialized FROM public.rollup_state)
+    AND ((SELECT amrd_read.visible_orgs(current_user)) IS NULL OR d.device_key IN (
+    SELECT vd.key FROM public.meter_devices vd WHERE vd.organization_id = ANY ((SELECT amrd_read.visible_orgs(current_user))::uuid[])))
 UNION ALL
 SELECT f.device_key, f.series_key, f.day, f.timezone, f.day_start, f.day_end, f.count, f.min_value,
     f.max_value, f.sum_value, f.first_ts, f.first_value, f.last_ts, f.last_value, f.consumption
-FROM amrd_rollup_daily_from_hourly((SELECT materialized FROM rollup_state) - interval '2 days', 'infinity') f
-WHERE f.day_end > (SELECT materialized FROM rollup_state)
+FROM public.amrd_rollup_daily_from_hourly((SELECT materialized FROM public.rollup_state) - interval '2 days', 'infinity') f
+WHERE f.day_end > (SELECT materialized FROM public.rollup_state)
 UNION ALL
 SELECT f.device_key, f.series_key, f.day, f.timezone, f.day_start, f.day_end, f.count, f.min_value,
     f.max_value, f.sum_value, f.first_ts, f.first_value, f.last_ts, f.last_value, f.consumption
-FROM amrd_rollup_daily_from_raw((SELECT materialized FROM rollup_state) - interval '2 days', 'infinity') f
-WHERE f.day_end > (SELECT materialized FROM rollup_state)
-    AND f.device_key IN (SELECT device_key FROM amrd_device_zones WHERE NOT hour_aligned);
+FROM public.amrd_rollup_daily_from_raw((SELECT materialized FROM public.rollup_state) - interval '2 days', 'infinity') f
+WHERE f.day_end > (SELECT materialized FROM public.rollup_state)
+    AND f.device_key IN (SELECT device_key FROM amrd_read.device_zones WHERE NOT hour_aligned);
 
-CREATE VIEW amrd_rollup_series_hourly_rt AS
+CREATE VIEW amrd_read.rollup_series_hourly_rt WITH (security_barrier) AS
 SELECT s.series_key, s.bucket, s.devices, s.count, s.min_value, s.max_value, s.sum_value, s.consumption
-FROM rollup_series_hourly s
-WHERE s.bucket < (SELECT materialized FROM rollup_state)
+FROM public.rollup_series_hourly s
+WHERE s.bucket < (SELECT materialized FROM public.rollup_state)
+    AND ((SELECT amrd_read.visible_orgs(current_user)) IS NULL OR s.series_key IN (
+        SELECT vs.key FROM public.meter_reading_series vs WHERE vs.organization_id = ANY ((SELECT amrd_read.visible_orgs(current_user))::uuid[])))
 UNION ALL
 SELECT f.series_key, f.bucket, count(*)::integer, sum(f.count)::integer, min(f.min_value), max(f.max_value),
     sum(f.sum_value), sum(f.consumption)
-FROM amrd_rollup_hourly_from_raw((SELECT materialized FROM rollup_state), 'infinity') f
-WHERE f.bucket >= (SELECT materialized FROM rollup_state)
+FROM public.amrd_rollup_hourly_from_raw((SELECT materialized FROM public.rollup_state), 'infinity') f
+WHERE f.bucket >= (SELECT materialized FROM public.rollup_state)
 GROUP BY f.series_key, f.bucket;
 
 CREATE VIEW amrd_read.meter_reading_rollups_hourly WITH (security_barrier) AS
@@ -467,7 +487,7 @@ SELECT d.organization_id, d.id AS meter_device_id, d.name AS meter_device_name, 
     h.min_value * s.si_multiplier AS min_value_si, h.max_value * s.si_multiplier AS max_value_si,
     h.sum_value / nullif(h.count, 0) * s.si_multiplier AS avg_value_si,
     h.last_value * s.si_multiplier AS last_value_si, h.consumption * s.si_multiplier AS consumption_si
-FROM amrd_rollup_hourly_rt h
+FROM amrd_read.rollup_hourly_rt h
 JOIN public.meter_devices d ON d.key = h.device_key
 JOIN public.meter_reading_series s ON s.key = h.series_key
 WHERE amrd_read.sees(d.organization_id, (SELECT amrd_read.visible_orgs(current_user)));
@@ -480,7 +500,7 @@ SELECT d.organization_id, d.id AS meter_device_id, d.name AS meter_device_name, 
     r.min_value * s.si_multiplier AS min_value_si, r.max_value * s.si_multiplier AS max_value_si,
     r.sum_value / nullif(r.count, 0) * s.si_multiplier AS avg_value_si,
     r.last_value * s.si_multiplier AS last_value_si, r.consumption * s.si_multiplier AS consumption_si
-FROM amrd_rollup_daily_rt r
+FROM amrd_read.rollup_daily_rt r
 JOIN public.meter_devices d ON d.key = r.device_key
 JOIN public.meter_reading_series s ON s.key = r.series_key
 WHERE amrd_read.sees(d.organization_id, (SELECT amrd_read.visible_orgs(current_user)));
@@ -491,8 +511,8 @@ SELECT r.organization_id, r.meter_device_id, r.meter_device_name, r.series_id, r
     date_trunc('month', r.day)::date AS month, r.timezone, min(r.bucket) AS bucket, max(r.bucket_end) AS bucket_end,
     sum(r.count)::bigint AS count, min(r.min_value) AS min_value, max(r.max_value) AS max_value,
     sum(r.sum_value) / nullif(sum(r.count), 0) AS avg_value, sum(r.sum_value) AS sum_value,
-    min(r.first_ts) AS first_ts, first(r.first_value, r.first_ts) AS first_value,
-    max(r.last_ts) AS last_ts, last(r.last_value, r.last_ts) AS last_value,
+    min(r.first_ts) AS first_ts, public.first(r.first_value, r.first_ts) AS first_value,
+    max(r.last_ts) AS last_ts, public.last(r.last_value, r.last_ts) AS last_value,
     sum(r.consumption) AS consumption, sum(r.consumption_si) AS consumption_si
 FROM amrd_read.meter_reading_rollups_daily r
 GROUP BY r.organization_id, r.meter_device_id, r.meter_device_name, r.series_id, r.series_name, r.unit,
@@ -504,7 +524,7 @@ SELECT s.organization_id, s.id AS series_id, s.name AS series_name, s.unit, h.bu
     h.bucket + interval '1 hour' AS bucket_end, h.devices, h.count, h.min_value, h.max_value,
     h.sum_value / nullif(h.count, 0) AS avg_value, h.sum_value, h.consumption,
     h.sum_value / nullif(h.count, 0) * s.si_multiplier AS avg_value_si, h.consumption * s.si_multiplier AS consumption_si
-FROM amrd_rollup_series_hourly_rt h
+FROM amrd_read.rollup_series_hourly_rt h
 JOIN public.meter_reading_series s ON s.key = h.series_key
 WHERE amrd_read.sees(s.organization_id, (SELECT amrd_read.visible_orgs(current_user)));
 

@@ -309,7 +309,7 @@ func (s *Store) devicePartitions(ctx context.Context, n int) ([][2]int32, error)
 // unalignedDevices are the devices whose local days do not begin on a UTC hour (zones with
 // a half- or quarter-hour offset): their days are aggregated from the raw readings.
 func unalignedDevices(ctx context.Context, q querier) ([]int32, error) {
-	rows, err := q.Query(ctx, `SELECT device_key FROM amrd_device_zones WHERE NOT hour_aligned`)
+	rows, err := q.Query(ctx, `SELECT device_key FROM amrd_read.device_zones WHERE NOT hour_aligned`)
 	if err != nil {
 		return nil, err
 	}

@@ -352,9 +352,9 @@ func TestRollupsMatchRawReadings(t *testing.T) {
 		requireSame(t, stage+": rollup_daily", stored(t, conn, `SELECT `+dailyCols+` FROM rollup_daily`), daily,
 			func(k bucketKey) bool { return !dayEnd(k).After(mat) })
 		// The real-time views: materialized buckets and live ones, no gap, no overlap.
-		requireSame(t, stage+": amrd_rollup_hourly_rt", stored(t, conn, `SELECT `+hourlyCols+` FROM amrd_rollup_hourly_rt`), hourly,
+		requireSame(t, stage+": amrd_read.rollup_hourly_rt", stored(t, conn, `SELECT `+hourlyCols+` FROM amrd_read.rollup_hourly_rt`), hourly,
 			func(bucketKey) bool { return true })
-		requireSame(t, stage+": amrd_rollup_daily_rt", stored(t, conn, `SELECT `+dailyCols+` FROM amrd_rollup_daily_rt`), daily,
+		requireSame(t, stage+": amrd_read.rollup_daily_rt", stored(t, conn, `SELECT `+dailyCols+` FROM amrd_read.rollup_daily_rt`), daily,
 			func(bucketKey) bool { return true })
 		// The fleet's series buckets are the sums of its devices'.
 		var bad int

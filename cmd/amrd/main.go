@@ -73,6 +73,10 @@ Commands:
                                     create a user (a random password is printed unless
                                     -password-stdin reads one from standard input)
   amrd token create -username NAME  create an API token for a staff user (shown once)
+  amrd sql-role create -organization ID [-name N] [-connection-limit N] [-statement-timeout D]
+                                    a PostgreSQL login role for Grafana that reads only one
+                                    organization's rows of the read views (password shown once)
+  amrd sql-role list|revoke -name N list the SQL roles, or drop one
   amrd bench [-meters N] [-seconds S] [-json FILE]
                                     the ingestion benchmark against AMRD_BENCH_DATABASE_URL
                                     (use 'make bench', which starts a database for it)
@@ -132,6 +136,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return userCmd(ctx, cfg, log, args[1:], stdin, stdout)
 	case "token":
 		return tokenCmd(ctx, cfg, log, args[1:], stdout)
+	case "sql-role":
+		return sqlRoleCmd(ctx, cfg, log, args[1:], stdout)
 	case "import":
 		return importCmd(ctx, cfg, log, args[1:], stdin, stdout, stderr)
 	case "simulate":
