@@ -83,8 +83,10 @@ func TestSchemaIsValidOpenAPI(t *testing.T) {
 }
 
 // amrdAdditions are the paths amrd serves under the contract's prefixes that the
-// contract does not have: AMR task runs and their external worker protocol.
+// contract does not have: AMR task runs and their external worker protocol, and meter
+// reading rollups.
 var amrdAdditions = []string{
+	"/v1/metering/meter-reading-rollups/",
 	"/v1/metering/amr-task-runs/",
 	"/v1/metering/amr-task-runs/{id}",
 	"/v1/metering/amr-task-runs/claim",

@@ -63,6 +63,7 @@ func (s *Server) routes() {
 	m.Post("/meter-readings", s.createReading)
 	m.Get("/meter-readings/:id", s.getReading)
 	m.Delete("/meter-readings/:id", s.deleteReading)
+	m.Get("/meter-reading-rollups", s.listRollups) // an amrd extension
 	m.Get("/staged-meter-readings", s.listStaged)
 	m.Post("/staged-meter-readings", s.createStaged)
 	m.Get("/staged-meter-readings/:id", s.getStaged)

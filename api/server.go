@@ -61,6 +61,7 @@ type Store interface {
 	amrTaskStore
 	meterDeviceStore
 	readingStore
+	rollupStore
 	taskRunStore
 }
 

@@ -307,6 +307,26 @@ FROM public.meter_readings m
 WHERE ((SELECT amrd_read.visible_orgs(current_user)) IS NULL OR m.device_key IN (
     SELECT vd.key FROM public.meter_devices vd WHERE vd.organization_id = ANY ((SELECT amrd_read.visible_orgs(current_user))::uuid[])));
 
+-- prev_value is the raw value of the reading of a device and series just before an
+-- instant: the predecessor of the first reading of a rollup range, whose step the window
+-- cannot see. It reads the table's key index backwards, newest chunk first (through the
+-- filtered view the planner would sort every older reading instead), as its definer, and
+-- answers only for a device that reader (the caller passes current_user) may see.
+CREATE FUNCTION amrd_read.prev_value(dk integer, sk integer, before timestamptz, reader name) RETURNS numeric
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+DECLARE
+    visible uuid[] := amrd_read.visible_orgs(reader);
+    v numeric;
+BEGIN
+    IF visible IS NOT NULL AND NOT EXISTS (
+            SELECT FROM public.meter_devices WHERE key = dk AND organization_id = ANY (visible)) THEN
+        RETURN NULL;
+    END IF;
+    SELECT m.value INTO v FROM public.meter_readings m
+    WHERE m.device_key = dk AND m.series_key = sk AND m.ts < before ORDER BY m.ts DESC LIMIT 1;
+    RETURN v;
+END $$;
+
 -- The zone of each device's daily buckets, and whether its local days begin on a UTC
 -- hour (every zone but the few with a half- or quarter-hour offset, such as Asia/Kolkata):
 -- those days are sums of hourly buckets; the others are aggregated from the raw readings.
@@ -357,9 +377,7 @@ FROM (
             date_bin('1 hour', lead(m.ts) OVER w, '2000-01-01') IS DISTINCT FROM date_bin('1 hour', m.ts, '2000-01-01') AS islast,
             m.factor,
             m.value - coalesce(lag(m.value) OVER w,
-                (SELECT p.value FROM amrd_read.raw_readings p
-                 WHERE p.device_key = m.device_key AND p.series_key = m.series_key AND p.ts < lo
-                 ORDER BY p.ts DESC LIMIT 1)) AS d
+                amrd_read.prev_value(m.device_key, m.series_key, lo, current_user)) AS d
         FROM amrd_read.raw_readings m
         WHERE m.ts >= lo AND m.ts <= hi
         WINDOW w AS (PARTITION BY m.device_key, m.series_key ORDER BY m.ts)
@@ -389,9 +407,7 @@ FROM (
         SELECT m.device_key, m.series_key, m.ts, m.factor, z.timezone AS tz, m.value * m.factor AS v,
             public.amrd_local_day(m.ts, z.timezone) AS d1, public.amrd_local_day(m.ts - interval '1 microsecond', z.timezone) AS d2,
             m.value - coalesce(lag(m.value) OVER w,
-                (SELECT p.value FROM amrd_read.raw_readings p
-                 WHERE p.device_key = m.device_key AND p.series_key = m.series_key AND p.ts < lo
-                 ORDER BY p.ts DESC LIMIT 1)) AS diff
+                amrd_read.prev_value(m.device_key, m.series_key, lo, current_user)) AS diff
         FROM amrd_read.raw_readings m
         JOIN amrd_read.device_zones z ON z.device_key = m.device_key
         WHERE m.ts >= lo AND m.ts <= hi
@@ -409,7 +425,9 @@ $$;
 
 -- Real-time rollups: the materialized buckets below rollup_state.materialized, and live
 -- aggregation of the raw readings above it, so that a chart never sees a gap between the
--- two. Values are scaled; the _si columns add the series' SI multiplier.
+-- two. The live part takes the materialized point from a lateral join, not a sub-select:
+-- PostgreSQL inlines a SQL function only when its arguments hold no sub-select, and only
+-- an inlined one lets a device or series filter of the caller go down into its scan. Values are scaled; the _si columns add the series' SI multiplier.
 CREATE VIEW amrd_read.rollup_hourly_rt WITH (security_barrier) AS
 SELECT h.device_key, h.series_key, h.bucket, h.count, h.min_value, h.max_value, h.sum_value, h.first_ts,
     h.first_value, h.last_ts, h.last_value, h.consumption
@@ -420,8 +438,9 @@ WHERE h.bucket < (SELECT materialized FROM public.rollup_state)
 UNION ALL
 SELECT f.device_key, f.series_key, f.bucket, f.count, f.min_value, f.max_value, f.sum_value, f.first_ts,
     f.first_value, f.last_ts, f.last_value, f.consumption
-FROM public.amrd_rollup_hourly_from_raw((SELECT materialized FROM public.rollup_state), 'infinity') f
-WHERE f.bucket >= (SELECT materialized FROM public.rollup_state);
+FROM public.rollup_state st
+CROSS JOIN LATERAL public.amrd_rollup_hourly_from_raw(st.materialized, 'infinity') f
+WHERE f.bucket >= st.materialized;
 
 -- amrd_rollup_daily_from_hourly sums the hourly buckets of [lo, hi) into the local days
 -- of each device's zone (for zones whose days begin on a UTC hour): a day's consumption
@@ -457,13 +476,15 @@ WHERE d.day_end <= (SELECT materialized FROM public.rollup_state)
 UNION ALL
 SELECT f.device_key, f.series_key, f.day, f.timezone, f.day_start, f.day_end, f.count, f.min_value,
     f.max_value, f.sum_value, f.first_ts, f.first_value, f.last_ts, f.last_value, f.consumption
-FROM public.amrd_rollup_daily_from_hourly((SELECT materialized FROM public.rollup_state) - interval '2 days', 'infinity') f
-WHERE f.day_end > (SELECT materialized FROM public.rollup_state)
+FROM public.rollup_state st
+CROSS JOIN LATERAL public.amrd_rollup_daily_from_hourly(st.materialized - interval '2 days', 'infinity') f
+WHERE f.day_end > st.materialized
 UNION ALL
 SELECT f.device_key, f.series_key, f.day, f.timezone, f.day_start, f.day_end, f.count, f.min_value,
     f.max_value, f.sum_value, f.first_ts, f.first_value, f.last_ts, f.last_value, f.consumption
-FROM public.amrd_rollup_daily_from_raw((SELECT materialized FROM public.rollup_state) - interval '2 days', 'infinity') f
-WHERE f.day_end > (SELECT materialized FROM public.rollup_state)
+FROM public.rollup_state st
+CROSS JOIN LATERAL public.amrd_rollup_daily_from_raw(st.materialized - interval '2 days', 'infinity') f
+WHERE f.day_end > st.materialized
     AND f.device_key IN (SELECT device_key FROM amrd_read.device_zones WHERE NOT hour_aligned);
 
 CREATE VIEW amrd_read.rollup_series_hourly_rt WITH (security_barrier) AS
@@ -475,10 +496,17 @@ WHERE s.bucket < (SELECT materialized FROM public.rollup_state)
 UNION ALL
 SELECT f.series_key, f.bucket, count(*)::integer, sum(f.count)::integer, min(f.min_value), max(f.max_value),
     sum(f.sum_value), sum(f.consumption)
-FROM public.amrd_rollup_hourly_from_raw((SELECT materialized FROM public.rollup_state), 'infinity') f
-WHERE f.bucket >= (SELECT materialized FROM public.rollup_state)
+FROM public.rollup_state st
+CROSS JOIN LATERAL public.amrd_rollup_hourly_from_raw(st.materialized, 'infinity') f
+WHERE f.bucket >= st.materialized
 GROUP BY f.series_key, f.bucket;
 
+-- The rollup views go through the pairs of a device and a series of its organization, and
+-- read each pair's real-time buckets in a lateral subquery: so a dashboard's filter on a
+-- device or series (by id or name, in meter_devices and meter_reading_series) reaches
+-- the live aggregation as that pair's keys, and only that pair's readings are scanned.
+-- A join on the keys instead would aggregate the live part of every device first (OFFSET
+-- 0 keeps the planner from turning the lateral subquery back into such a join).
 CREATE VIEW amrd_read.meter_reading_rollups_hourly WITH (security_barrier) AS
 SELECT d.organization_id, d.id AS meter_device_id, d.name AS meter_device_name, s.id AS series_id,
     s.name AS series_name, s.unit, h.bucket, h.bucket + interval '1 hour' AS bucket_end, h.count,
@@ -487,9 +515,9 @@ SELECT d.organization_id, d.id AS meter_device_id, d.name AS meter_device_name, 
     h.min_value * s.si_multiplier AS min_value_si, h.max_value * s.si_multiplier AS max_value_si,
     h.sum_value / nullif(h.count, 0) * s.si_multiplier AS avg_value_si,
     h.last_value * s.si_multiplier AS last_value_si, h.consumption * s.si_multiplier AS consumption_si
-FROM amrd_read.rollup_hourly_rt h
-JOIN public.meter_devices d ON d.key = h.device_key
-JOIN public.meter_reading_series s ON s.key = h.series_key
+FROM public.meter_devices d
+JOIN public.meter_reading_series s ON s.organization_id = d.organization_id
+CROSS JOIN LATERAL (SELECT * FROM amrd_read.rollup_hourly_rt r WHERE r.device_key = d.key AND r.series_key = s.key OFFSET 0) h
 WHERE amrd_read.sees(d.organization_id, (SELECT amrd_read.visible_orgs(current_user)));
 
 CREATE VIEW amrd_read.meter_reading_rollups_daily WITH (security_barrier) AS
@@ -500,9 +528,9 @@ SELECT d.organization_id, d.id AS meter_device_id, d.name AS meter_device_name, 
     r.min_value * s.si_multiplier AS min_value_si, r.max_value * s.si_multiplier AS max_value_si,
     r.sum_value / nullif(r.count, 0) * s.si_multiplier AS avg_value_si,
     r.last_value * s.si_multiplier AS last_value_si, r.consumption * s.si_multiplier AS consumption_si
-FROM amrd_read.rollup_daily_rt r
-JOIN public.meter_devices d ON d.key = r.device_key
-JOIN public.meter_reading_series s ON s.key = r.series_key
+FROM public.meter_devices d
+JOIN public.meter_reading_series s ON s.organization_id = d.organization_id
+CROSS JOIN LATERAL (SELECT * FROM amrd_read.rollup_daily_rt x WHERE x.device_key = d.key AND x.series_key = s.key OFFSET 0) r
 WHERE amrd_read.sees(d.organization_id, (SELECT amrd_read.visible_orgs(current_user)));
 
 -- Months are sums of local days (the month of the device's zone).
@@ -524,8 +552,8 @@ SELECT s.organization_id, s.id AS series_id, s.name AS series_name, s.unit, h.bu
     h.bucket + interval '1 hour' AS bucket_end, h.devices, h.count, h.min_value, h.max_value,
     h.sum_value / nullif(h.count, 0) AS avg_value, h.sum_value, h.consumption,
     h.sum_value / nullif(h.count, 0) * s.si_multiplier AS avg_value_si, h.consumption * s.si_multiplier AS consumption_si
-FROM amrd_read.rollup_series_hourly_rt h
-JOIN public.meter_reading_series s ON s.key = h.series_key
+FROM public.meter_reading_series s
+CROSS JOIN LATERAL (SELECT * FROM amrd_read.rollup_series_hourly_rt x WHERE x.series_key = s.key OFFSET 0) h
 WHERE amrd_read.sees(s.organization_id, (SELECT amrd_read.visible_orgs(current_user)));
 
 -- The newest reading of each device and series its config allows: one backwards probe
