@@ -345,8 +345,9 @@ WHERE amrd_read.sees(d.organization_id, (SELECT amrd_read.visible_orgs(current_u
 -- on an hour): the statistics of the readings in [lo, hi), and the consumption steps of
 -- the readings in (lo, hi] (a step belongs to the bucket (a, b] its later reading is in;
 -- the first reading of a device and series has none). A reading's step needs the one
--- before it: the window gives it inside the range, one index probe before lo for the
--- first reading of each device and series. A reading on an
+-- before it: the window, which starts an hour before lo, gives it (and the readings of
+-- that hour count nowhere else); for a device and series silent during that hour, one
+-- probe of the key index finds it. A reading on an
 -- hour's start counts in that hour and its step in the hour before (unnest makes it two
 -- rows); every other reading is one row. First and last values are the readings that
 -- the window says begin and end their hour: a sum over one row each, cheaper than
@@ -364,7 +365,7 @@ SELECT r.device_key, r.series_key, r.gb,
     max(r.ts) FILTER (WHERE r.stat), sum(r.v) FILTER (WHERE r.stat AND r.islast),
     coalesce(sum(r.step) FILTER (WHERE r.cons), 0)
 FROM (
-    SELECT q.*, q.gb = q.b AND q.ts < hi AS stat,
+    SELECT q.*, q.gb = q.b AND q.ts >= lo AND q.ts < hi AS stat,
         (q.b <> q.ts OR q.gb <> q.b) AND q.ts > lo AND q.d IS NOT NULL AS cons,
         CASE WHEN q.d > 0 THEN q.d * q.factor ELSE 0 END AS step
     FROM (
@@ -376,10 +377,10 @@ FROM (
             date_bin('1 hour', lag(m.ts) OVER w, '2000-01-01') IS DISTINCT FROM date_bin('1 hour', m.ts, '2000-01-01') AS isfirst,
             date_bin('1 hour', lead(m.ts) OVER w, '2000-01-01') IS DISTINCT FROM date_bin('1 hour', m.ts, '2000-01-01') AS islast,
             m.factor,
-            m.value - coalesce(lag(m.value) OVER w,
-                amrd_read.prev_value(m.device_key, m.series_key, lo, current_user)) AS d
+            CASE WHEN m.ts >= lo THEN m.value - coalesce(lag(m.value) OVER w,
+                amrd_read.prev_value(m.device_key, m.series_key, lo - interval '1 hour', current_user)) END AS d
         FROM amrd_read.raw_readings m
-        WHERE m.ts >= lo AND m.ts <= hi
+        WHERE m.ts >= lo - interval '1 hour' AND m.ts <= hi
         WINDOW w AS (PARTITION BY m.device_key, m.series_key ORDER BY m.ts)
     ) q
 ) r
@@ -406,16 +407,16 @@ FROM (
     FROM (
         SELECT m.device_key, m.series_key, m.ts, m.factor, z.timezone AS tz, m.value * m.factor AS v,
             public.amrd_local_day(m.ts, z.timezone) AS d1, public.amrd_local_day(m.ts - interval '1 microsecond', z.timezone) AS d2,
-            m.value - coalesce(lag(m.value) OVER w,
-                amrd_read.prev_value(m.device_key, m.series_key, lo, current_user)) AS diff
+            CASE WHEN m.ts >= lo THEN m.value - coalesce(lag(m.value) OVER w,
+                amrd_read.prev_value(m.device_key, m.series_key, lo - interval '1 day', current_user)) END AS diff
         FROM amrd_read.raw_readings m
         JOIN amrd_read.device_zones z ON z.device_key = m.device_key
-        WHERE m.ts >= lo AND m.ts <= hi
+        WHERE m.ts >= lo - interval '1 day' AND m.ts <= hi
         WINDOW w AS (PARTITION BY m.device_key, m.series_key ORDER BY m.ts)
     ) x
 ) r
 CROSS JOIN LATERAL (
-    SELECT r.d1 AS d, r.ts < hi AS stat, r.ts > lo AND r.d1 = r.d2 AND r.step IS NOT NULL AS cons
+    SELECT r.d1 AS d, r.ts >= lo AND r.ts < hi AS stat, r.ts > lo AND r.d1 = r.d2 AND r.step IS NOT NULL AS cons
     UNION ALL
     SELECT r.d2, false, r.ts > lo AND r.step IS NOT NULL WHERE r.d1 <> r.d2
 ) e
