@@ -90,10 +90,11 @@ func (s *Server) issueJWT(u store.User, org uuid.UUID, origIat time.Time) (strin
 	return jwt.NewWithClaims(jwt.SigningMethodHS256, cl).SignedString(s.cfg.JWTKey)
 }
 
-// parseJWT verifies an HS256 token. Any other algorithm, "none" included, is refused.
+// parseJWT verifies an HS256 token with the signing key, then each fallback key. Any
+// other algorithm, "none" included, is refused.
 func (s *Server) parseJWT(raw string) (*claims, error) {
 	cl := &claims{}
-	_, err := jwt.ParseWithClaims(raw, cl, func(*jwt.Token) (any, error) { return s.cfg.JWTKey, nil },
+	_, err := jwt.ParseWithClaims(raw, cl, s.jwtKeys,
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 		jwt.WithExpirationRequired(),
 		jwt.WithTimeFunc(s.cfg.now),
@@ -105,6 +106,19 @@ func (s *Server) parseJWT(raw string) (*claims, error) {
 		return nil, unauthorized("JWT", "Error decoding signature.")
 	}
 	return cl, nil
+}
+
+// jwtKeys is parseJWT's key function: the signing key alone, or with the fallbacks.
+func (s *Server) jwtKeys(*jwt.Token) (any, error) {
+	if len(s.cfg.JWTKeyFallbacks) == 0 {
+		return s.cfg.JWTKey, nil
+	}
+	set := jwt.VerificationKeySet{Keys: make([]jwt.VerificationKey, 0, 1+len(s.cfg.JWTKeyFallbacks))}
+	set.Keys = append(set.Keys, s.cfg.JWTKey)
+	for _, k := range s.cfg.JWTKeyFallbacks {
+		set.Keys = append(set.Keys, k)
+	}
+	return set, nil
 }
 
 func unauthorized(scheme, detail string) error {
@@ -158,6 +172,9 @@ func (s *Server) authToken(ctx context.Context, key string) (*principal, error) 
 	}
 	u, ok := s.tokens.get(key)
 	if !ok {
+		// The entry's life counts from before the lookup: what the lookup read was true
+		// at some moment after this one.
+		looked := s.tokens.now()
 		var err error
 		u, err = s.st.UserByToken(ctx, key)
 		if errors.Is(err, store.ErrNotFound) {
@@ -166,7 +183,7 @@ func (s *Server) authToken(ctx context.Context, key string) (*principal, error) 
 		if err != nil {
 			return nil, err
 		}
-		s.tokens.put(key, u)
+		s.tokens.put(key, u, looked)
 	}
 	if !u.IsStaff {
 		// Utilitarian gives tokens to staff users only; a token left on a user who lost
@@ -257,10 +274,15 @@ var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("amrd-timing-equalizer"), 
 // checkPassword verifies a username and password under the login throttle.
 func (s *Server) checkPassword(c *fiber.Ctx, username, password string) (store.User, error) {
 	ip := c.IP()
-	if wait := s.throttle.blocked(username, ip); wait > 0 {
+	ctx := c.UserContext()
+	wait, failedBefore, err := s.throttle.check(ctx, username, ip)
+	if err != nil {
+		return store.User{}, err
+	}
+	if wait > 0 {
 		return store.User{}, tooMany(int((wait + time.Second - 1) / time.Second))
 	}
-	u, err := s.st.GetUserByUsername(c.UserContext(), username)
+	u, err := s.st.GetUserByUsername(ctx, username)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return store.User{}, err
 	}
@@ -269,10 +291,16 @@ func (s *Server) checkPassword(c *fiber.Ctx, username, password string) (store.U
 		hash = string(dummyHash)
 	}
 	if !s.passwords.check(username, password, hash) || err != nil || !u.IsActive {
-		s.throttle.fail(username, ip)
+		if err := s.throttle.fail(ctx, username, ip); err != nil {
+			return store.User{}, err
+		}
 		return store.User{}, errBadCredentials
 	}
-	s.throttle.succeed(username, ip)
+	if failedBefore {
+		if err := s.throttle.succeed(ctx, username, ip); err != nil {
+			return store.User{}, err
+		}
+	}
 	return u, nil
 }
 
@@ -328,11 +356,13 @@ func HashPassword(password string) (string, error) {
 	return string(h), err
 }
 
-// tokenCache remembers, for a few seconds, which user an API token belongs to, so that a
-// collector posting thousands of requests a second does not cost a database lookup each.
-// Only SHA-256 digests of tokens are kept. A user changed or deleted through this process
-// clears it at once; through another replica, the change takes effect within
-// tokenCacheTTL.
+// tokenCache remembers, for a second, which user an API token belongs to, so that a
+// collector posting thousands of requests a second costs one database lookup a second,
+// not one a request. Only SHA-256 digests of tokens are kept. A user changed or deleted
+// through this process clears it at once; a change through another replica (or in the
+// database: a token deleted, a user deactivated or demoted) takes effect on this one
+// within tokenCacheTTL. Its clock is this process's (monotonic) one: a TTL is a
+// duration here, not a time of the database.
 type tokenCache struct {
 	mu  sync.Mutex
 	m   map[[32]byte]tokenEntry
@@ -344,9 +374,10 @@ type tokenEntry struct {
 	exp  time.Time
 }
 
-// tokenCacheTTL bounds how long a revoked token or demoted user keeps working on another
-// replica.
-const tokenCacheTTL = 5 * time.Second
+// tokenCacheTTL bounds how long a revoked token or a deactivated or demoted user keeps
+// working on another replica: at most a second after the change committed, since an
+// entry's life starts before the lookup that filled it.
+const tokenCacheTTL = time.Second
 
 // tokenCacheMax bounds the cache: 10,000 users of about 300 bytes is 3 MB.
 const tokenCacheMax = 10_000
@@ -362,14 +393,15 @@ func (tc *tokenCache) get(key string) (store.User, bool) {
 	return e.user, true
 }
 
-func (tc *tokenCache) put(key string, u store.User) {
+// put caches the user that a lookup begun at looked found.
+func (tc *tokenCache) put(key string, u store.User, looked time.Time) {
 	k := sha256.Sum256([]byte(key))
 	tc.mu.Lock()
 	defer tc.mu.Unlock()
 	if len(tc.m) >= tokenCacheMax {
 		clear(tc.m)
 	}
-	tc.m[k] = tokenEntry{user: u, exp: tc.now().Add(tokenCacheTTL)}
+	tc.m[k] = tokenEntry{user: u, exp: looked.Add(tokenCacheTTL)}
 }
 
 func (tc *tokenCache) reset() {

@@ -301,3 +301,66 @@ func TestJWTMembershipRevoked(t *testing.T) {
 	require.Equal(t, 401, r.status)
 	require.Contains(t, r.json(t)["detail"], "no longer a member")
 }
+
+// TestJWTFallbackKeys: after a rotation of SECRET_KEY, JWTs signed with a fallback key
+// still verify until they expire; new ones (renewals included) are signed with the
+// current key only, and a key that is neither is refused.
+func TestJWTFallbackKeys(t *testing.T) {
+	t.Parallel()
+	oldKey := []byte("the-old-secret-key-0123456789abcdefgh")
+	e := newEnv(t, func(c *api.Config) {
+		c.JWTKeyFallbacks = [][]byte{[]byte("another-old-key-0123456789abcdefghijk"), oldKey}
+	})
+	claims := decodeClaims(t, strings.TrimPrefix(e.jwtFor(e.viewer, nil), "JWT "))
+	sign := func(key []byte, mod func(jwt.MapClaims)) string {
+		cl := jwt.MapClaims{}
+		for k, v := range claims {
+			cl[k] = v
+		}
+		if mod != nil {
+			mod(cl)
+		}
+		s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, cl).SignedString(key)
+		require.NoError(t, err)
+		return "JWT " + s
+	}
+	verifies := func(tok string, key []byte) bool {
+		_, err := jwt.Parse(strings.TrimPrefix(tok, "JWT "), func(*jwt.Token) (any, error) { return key, nil })
+		return err == nil
+	}
+
+	tests := []struct {
+		name   string
+		tok    string
+		status int
+		detail string
+	}{
+		{"signed with the current key", sign(testKey, nil), 200, ""},
+		{"signed with a fallback key", sign(oldKey, nil), 200, ""},
+		{"signed with another key", sign([]byte("never-a-key-of-this-server-0123456789"), nil), 401, "decoding"},
+		{"a fallback key's token, expired", sign(oldKey, func(c jwt.MapClaims) { c["exp"] = time.Now().Add(-time.Minute).Unix() }), 401, "expired"},
+		{"a fallback key's token for another organization", sign(oldKey, func(c jwt.MapClaims) { c["organization"] = e.orgB.ID.String() }), 401, "member"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := e.do("GET", "/v1/organizations/", tc.tok, nil)
+			require.Equal(t, tc.status, r.status, "body: %s", r.body)
+			if tc.detail != "" {
+				require.Contains(t, r.json(t)["detail"], tc.detail)
+			}
+		})
+	}
+	t.Run("a renewal is signed with the current key", func(t *testing.T) {
+		r := e.do("GET", "/v1/auth/jwt/renew/", sign(oldKey, nil), nil)
+		require.Equal(t, 200, r.status, "body: %s", r.body)
+		renewed := "JWT " + r.json(t)["token"].(string)
+		require.True(t, verifies(renewed, testKey))
+		require.False(t, verifies(renewed, oldKey))
+		require.True(t, verifies(e.jwtFor(e.viewer, nil), testKey), "so is a login")
+	})
+	t.Run("without fallbacks the old key's tokens end", func(t *testing.T) {
+		plain := newEnv(t)
+		r := plain.do("GET", "/v1/organizations/", sign(oldKey, nil), nil)
+		require.Equal(t, 401, r.status)
+	})
+}

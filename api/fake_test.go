@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
@@ -44,7 +45,14 @@ func (f fakeStore) UpdateUser(context.Context, uuid.UUID, store.UserInput) (stor
 	return store.User{}, f.err
 }
 func (f fakeStore) TouchLogin(context.Context, uuid.UUID) error { return f.err }
-func (f fakeStore) DeleteUser(context.Context, uuid.UUID) error { return f.err }
+func (f fakeStore) LoginFailures(_ context.Context, keys [][]byte, _ time.Time, _ int) ([][]time.Time, error) {
+	return make([][]time.Time, len(keys)), f.err
+}
+func (f fakeStore) AddLoginFailure(context.Context, [][]byte, time.Time, time.Time) error {
+	return f.err
+}
+func (f fakeStore) ClearLoginFailures(context.Context, []byte) error { return f.err }
+func (f fakeStore) DeleteUser(context.Context, uuid.UUID) error      { return f.err }
 func (f fakeStore) UserMemberships(context.Context, uuid.UUID) ([]store.Membership, error) {
 	return nil, f.err
 }

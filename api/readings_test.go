@@ -213,6 +213,22 @@ func TestStagedReadingsAndPromotion(t *testing.T) {
 		require.Equal(t, 400, r.status)
 		require.Contains(t, r.json(t), "meter_device_name", "an existing device's readings are not staged")
 	})
+	t.Run("a re-sent staged reading is staged once", func(t *testing.T) {
+		r := e.do("POST", path, e.token(), map[string]any{"meter_device_name": "m-later", "series_name": "2.8.0", "timestamp": "2026-11-26T10:00:00Z", "value": "7.50"})
+		require.Equal(t, 201, r.status, "body: %s", r.body)
+		require.Equal(t, id, itoa(int64(r.json(t)["id"].(float64))), "the staged row answers")
+		r = e.do("POST", path, e.token(), map[string]any{"meter_device_name": "m-later", "series_name": "2.8.0", "timestamp": "2026-11-26T10:00:00Z", "value": "8"})
+		require.Equal(t, 409, r.status, "another value: body: %s", r.body)
+		r = e.do("POST", "/v1/metering/new-meter-readings", e.token(), []any{
+			map[string]any{"meter": "m-later", "series": "1.8.0", "timestamp": "2026-11-26T10:00:00Z", "value": "2.0"},
+			map[string]any{"meter": "m-later", "series": "1.8.0", "timestamp": "2026-11-26T10:00:00Z", "value": "5"},
+		})
+		require.Equal(t, 201, r.status, "body: %s", r.body)
+		rep := r.json(t)
+		require.Equal(t, []any{float64(0), float64(0), float64(1), float64(1)}, []any{rep["accepted"], rep["staged"], rep["duplicates"], rep["conflicts"]}, "body: %s", r.body)
+		require.Equal(t, float64(1), rep["rejected"].([]any)[0].(map[string]any)["index"])
+		require.Equal(t, float64(3), e.do("GET", path, e.token(), nil).json(t)["count"])
+	})
 	t.Run("creating the device promotes what its config allows", func(t *testing.T) {
 		r := e.do("POST", "/v1/metering/meter-devices", e.token(), map[string]any{"organization": e.orgA.ID, "name": "m-later", "protocol": "mbus", "type": f.typ})
 		require.Equal(t, 201, r.status, "body: %s", r.body)

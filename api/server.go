@@ -36,6 +36,7 @@ type Store interface {
 	DeleteUser(ctx context.Context, id uuid.UUID) error
 	UserMemberships(ctx context.Context, user uuid.UUID) ([]store.Membership, error)
 	TouchLogin(ctx context.Context, id uuid.UUID) error
+	loginFailureStore
 
 	ListOrganizations(ctx context.Context, sc store.Scope, p store.Page) ([]store.Organization, int, error)
 	GetOrganization(ctx context.Context, sc store.Scope, id uuid.UUID) (store.Organization, error)
@@ -69,6 +70,9 @@ type Store interface {
 type Config struct {
 	// JWTKey signs and checks JWTs (HS256): JWT_SIGNING_KEY, else SECRET_KEY.
 	JWTKey []byte
+	// JWTKeyFallbacks still check JWTs, never sign them: SECRET_KEY_FALLBACKS when JWTKey
+	// is SECRET_KEY, so that JWTs issued before a rotation stay valid until they expire.
+	JWTKeyFallbacks [][]byte
 	// JWTTTL is JWT_EXPIRATION_TIME_SECONDS (default 1200 s).
 	JWTTTL time.Duration
 	// AllowTokenAuth is ALLOW_TOKEN_AUTH (default true).
@@ -90,7 +94,9 @@ type Config struct {
 	// claim whose lease expired unreported is retried: a run its executor reports failed
 	// is final, whatever attempts remain.
 	RunMaxAttempts int
-	// Now is the clock (tests set it); nil means time.Now.
+	// Now is the clock of run times, leases, JWTs and the login throttle's window: serve
+	// passes the database's (store.Clock), so that replicas agree on them; tests set
+	// their own. nil means time.Now.
 	Now func() time.Time
 }
 
@@ -135,9 +141,12 @@ func New(cfg Config, st Store, ing Ingester, log *slog.Logger, reg prometheus.Re
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, st: st, log: log.With("component", "api"), throttle: newThrottle(cfg.now),
-		passwords: &passwordCache{ok: map[[32]byte]time.Time{}, now: cfg.now}, metrics: m, ingest: ing,
-		tokens: &tokenCache{m: map[[32]byte]tokenEntry{}, now: cfg.now}}
+	// The caches' lifetimes are durations on this process's monotonic clock; the
+	// throttle's window is a time of the database's clock (Config.Now), which every
+	// replica shares.
+	s := &Server{cfg: cfg, st: st, log: log.With("component", "api"), throttle: newThrottle(st, cfg.now),
+		passwords: &passwordCache{ok: map[[32]byte]time.Time{}, now: time.Now}, metrics: m, ingest: ing,
+		tokens: &tokenCache{m: map[[32]byte]tokenEntry{}, now: time.Now}}
 	s.app = fiber.New(fiber.Config{
 		AppName:      "amrd",
 		ErrorHandler: s.errorHandler,

@@ -40,6 +40,8 @@ type fakeWriter struct {
 	failures    []error
 	block       chan struct{} // when set, writes wait for it to close
 	writing     int           // writes started (blocked ones included)
+
+	stagedAs map[string]store.Outcome // device name -> outcome of its staged readings (default Inserted)
 }
 
 func (f *fakeWriter) CatalogVersion(context.Context) (int64, error) {
@@ -108,7 +110,7 @@ func (f *fakeWriter) WriteReadings(_ context.Context, catalog int64, rows []stor
 		}
 	}
 	f.batches = append(f.batches, len(rows)+len(staged))
-	out := make([]store.Outcome, len(rows))
+	out := make([]store.Outcome, len(rows), len(rows)+len(staged))
 	for i, r := range rows {
 		k := [3]int64{int64(r.DeviceKey), int64(r.SeriesKey), r.Time.UnixMicro()}
 		v := r.Value.String() + "x" + time.Duration(r.Factor).String()
@@ -121,7 +123,13 @@ func (f *fakeWriter) WriteReadings(_ context.Context, catalog int64, rows []stor
 			out[i] = store.Conflict
 		}
 	}
-	f.staged = append(f.staged, staged...)
+	for _, r := range staged {
+		o := f.stagedAs[r.Device]
+		if o == store.Inserted {
+			f.staged = append(f.staged, r)
+		}
+		out = append(out, o)
+	}
 	return out, nil
 }
 
@@ -198,6 +206,30 @@ func TestValidationAndOutcomes(t *testing.T) {
 	rep, err = p.Submit(context.Background(), store.AllOrgs, rs[:1], []int{0})
 	require.NoError(t, err)
 	require.Equal(t, Report{Duplicates: 1, Rejected: []ItemError{}}, rep)
+}
+
+// TestStagedOutcomes: a reading staged already (a re-run import) counts as a duplicate,
+// not as staged again, and another value staged for it as a conflict, reported.
+func TestStagedOutcomes(t *testing.T) {
+	w := newFake()
+	w.stagedAs = map[string]store.Outcome{"again": store.Duplicate, "other": store.Conflict}
+	p, stop := newPipeline(t, w, Config{})
+	defer stop()
+	rep, err := p.Submit(context.Background(), store.AllOrgs, []Reading{
+		reading(t, "new", "1.8.0", "2026-11-26T10:00:00Z", "1"),
+		reading(t, "again", "1.8.0", "2026-11-26T10:00:00Z", "2"),
+		reading(t, "other", "1.8.0", "2026-11-26T10:00:00Z", "3"),
+		reading(t, "m1", "1.8.0", "2026-11-26T10:00:00Z", "4"),
+	}, []int{0, 1, 2, 3})
+	require.NoError(t, err)
+	require.Equal(t, 1, rep.Staged)
+	require.Equal(t, 1, rep.Duplicates)
+	require.Equal(t, 1, rep.Conflicts)
+	require.Equal(t, 1, rep.Accepted)
+	require.Len(t, rep.Rejected, 1)
+	require.Equal(t, 2, rep.Rejected[0].Index)
+	require.Equal(t, ReasonConflict, rep.Rejected[0].Reason)
+	require.Contains(t, rep.Rejected[0].Errors["value"][0], "staged")
 }
 
 func TestNameCacheFollowsCatalogVersion(t *testing.T) {

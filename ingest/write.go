@@ -308,8 +308,9 @@ func (p *Pipeline) settleBatch(batch []*job, w *prepared, outcomes []store.Outco
 	for _, r := range w.rejected {
 		p.reject(r.job, r.i, r.field, r.msg, r.reason)
 	}
-	for n, o := range outcomes {
-		p.settle(w.refs[n], o)
+	// The writer answers the rows, then the staged rows (store.WriteReadings).
+	for n := range w.refs {
+		p.settle(w.refs[n], outcomes[n])
 	}
 	for _, rp := range w.repeats {
 		// A key sent twice in one batch: the same value is a duplicate of the first,
@@ -320,10 +321,14 @@ func (p *Pipeline) settleBatch(batch []*job, w *prepared, outcomes []store.Outco
 		}
 		p.settle(rp.ref, o)
 	}
-	for _, sr := range w.stagedRefs {
-		sr.job.report.Staged++
+	staged := outcomes[len(w.refs):]
+	for n, sr := range w.stagedRefs {
+		o := store.Inserted
+		if n < len(staged) {
+			o = staged[n]
+		}
+		p.settleStaged(sr, o)
 	}
-	p.m.staged.Add(float64(len(w.staged)))
 	for _, j := range batch {
 		sort.Slice(j.report.Rejected, func(a, b int) bool { return j.report.Rejected[a].Index < j.report.Rejected[b].Index })
 	}
@@ -346,6 +351,26 @@ func (p *Pipeline) settle(r ref, o store.Outcome) {
 		p.m.conflicts.Inc()
 		r.job.report.Rejected = append(r.job.report.Rejected, ItemError{Index: r.job.index[r.i], Errors: map[string][]string{
 			"value": {"A different value is already stored for this meter device, series and timestamp; it was not overwritten."}},
+			Reason: ReasonConflict})
+	}
+}
+
+// settleStaged counts a reading for an unknown device: staged, or a duplicate of a
+// staged one (a re-run import, a collector's re-send), or a conflict with another value
+// staged for it, reported as a conflict with a stored reading is.
+func (p *Pipeline) settleStaged(r ref, o store.Outcome) {
+	switch o {
+	case store.Inserted:
+		r.job.report.Staged++
+		p.m.staged.Inc()
+	case store.Duplicate:
+		r.job.report.Duplicates++
+		p.m.duplicates.Inc()
+	case store.Conflict:
+		r.job.report.Conflicts++
+		p.m.conflicts.Inc()
+		r.job.report.Rejected = append(r.job.report.Rejected, ItemError{Index: r.job.index[r.i], Errors: map[string][]string{
+			"value": {"A different value is already staged for this meter device name, series and timestamp; it was not overwritten."}},
 			Reason: ReasonConflict})
 	}
 }

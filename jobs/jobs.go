@@ -114,7 +114,10 @@ type Config struct {
 	HourlyRetention, DailyRetention time.Duration
 	// Worker names this replica in the runs it claims. Default host name and process id.
 	Worker string
-	// Now is the clock; nil means time.Now.
+	// Now is the clock of slots, due times, leases and blocks. serve passes the
+	// database's (store.Clock), so that every replica computes them by one clock and a
+	// replica whose own clock is off cannot expire another's live claim; tests drive
+	// their own. nil means time.Now.
 	Now func() time.Time
 }
 

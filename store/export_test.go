@@ -1,6 +1,10 @@
 package store
 
 import (
+	"context"
+	"crypto/rand"
+	"errors"
+
 	"github.com/cockroachdb/apd/v3"
 	"github.com/google/uuid"
 )
@@ -8,7 +12,21 @@ import (
 // OpenStoredKey decrypts one stored key column of a security key row as the store does
 // (tests only: no route returns the master key).
 func (s *Store) OpenStoredKey(id uuid.UUID, column string, enc []byte) (*string, error) {
-	return openKey(s.keys, id, column, enc)
+	v, _, err := openKey(s.keys, id, column, enc)
+	return v, err
+}
+
+// SealBareKey seals a value as amrd did before key ids (nonce || ciphertext), under the
+// key derived from secret: what rows written by earlier versions hold.
+func SealBareKey(secret string, row uuid.UUID, column, v string) []byte {
+	r, err := newKeyRing(secret, nil)
+	if err != nil {
+		panic(err)
+	}
+	a := r.current().aead
+	nonce := make([]byte, a.NonceSize())
+	_, _ = rand.Read(nonce)
+	return a.Seal(nonce, nonce, []byte(v), keyAAD(nil, row, column))
 }
 
 // AppendNumeric and RegisterNumeric expose the fast numeric encoding to the tests.
@@ -19,3 +37,25 @@ var (
 
 // NumericArg wraps a decimal as the writes pass it to COPY.
 func NumericArg(d *apd.Decimal) any { return numeric{d} }
+
+// SeriesHasReadings is the check that refuses to delete a series with readings.
+func (s *Store) SeriesHasReadings(ctx context.Context, series uuid.UUID) (bool, error) {
+	err := refuseIfReadings(ctx, s.pool, series, "")
+	var ce *ConflictError
+	if errors.As(err, &ce) {
+		return true, nil
+	}
+	return false, err
+}
+
+// SeriesHasReadingsProbeAll answers the same by probing every device in every chunk: the
+// check before amrd_series_has_readings, the reference of the tests and the benchmark.
+func (s *Store) SeriesHasReadingsProbeAll(ctx context.Context, series uuid.UUID) (bool, error) {
+	var found bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (
+		SELECT 1 FROM meter_devices d CROSS JOIN LATERAL (
+			SELECT 1 FROM meter_readings r
+			WHERE r.device_key = d.key AND r.series_key = (SELECT key FROM meter_reading_series WHERE id = $1)
+			LIMIT 1) r)`, series).Scan(&found)
+	return found, err
+}

@@ -127,7 +127,9 @@ const (
 // falls in, are kept whole.
 func (s *Store) DropChunks(ctx context.Context, table string, olderThan time.Time) (int, error) {
 	switch table {
-	case TableReadings, TableSystemEvents, TableStaged, TableRollupHourly, TableRollupSeriesHourly:
+	case TableReadings, TableSystemEvents, TableStaged:
+	case TableRollupHourly, TableRollupSeriesHourly:
+		return s.dropHourly(ctx, table, olderThan)
 	case TableRollupDaily:
 		// Its time column is the local day (a date).
 		rows, err := s.pool.Query(ctx, "SELECT drop_chunks($1::regclass, older_than => $2::date)", table, olderThan)
@@ -145,6 +147,62 @@ func (s *Store) DropChunks(ctx context.Context, table string, olderThan time.Tim
 	}
 	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	return len(names), mapErr("dropping chunks of "+table, err)
+}
+
+// dropHourly drops the chunks of an hourly rollup table (device or series) older than
+// the cutoff and, in the same transaction, moves rollup_state.hourly_horizon to the end
+// of the newest one dropped: below it the hourly rollups no longer say which series had
+// readings, and the series deletion check (amrd_series_has_readings) probes the raw
+// readings there instead.
+func (s *Store) dropHourly(ctx context.Context, table string, olderThan time.Time) (int, error) {
+	var n int
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT format('%I.%I', chunk_schema, chunk_name), range_end FROM timescaledb_information.chunks
+			WHERE hypertable_schema = 'public' AND hypertable_name = $1`, table)
+		if err != nil {
+			return err
+		}
+		ends := map[string]time.Time{}
+		for rows.Next() {
+			var name string
+			var end time.Time
+			if err := rows.Scan(&name, &end); err != nil {
+				rows.Close()
+				return err
+			}
+			ends[name] = end
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows, err = tx.Query(ctx, "SELECT drop_chunks($1::regclass, older_than => $2::timestamptz)", table, olderThan)
+		if err != nil {
+			return err
+		}
+		names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return err
+		}
+		n = len(names)
+		if n == 0 {
+			return nil
+		}
+		var horizon time.Time
+		for _, name := range names {
+			end, ok := ends[name]
+			if !ok {
+				// A chunk made since the list was read: the cutoff bounds what it held.
+				end = olderThan
+			}
+			if end.After(horizon) {
+				horizon = end
+			}
+		}
+		_, err = tx.Exec(ctx, `UPDATE rollup_state SET hourly_horizon = greatest(hourly_horizon, $1)`, horizon)
+		return err
+	})
+	return n, mapErr("dropping chunks of "+table, err)
 }
 
 // PromoteAllStaged promotes the staged readings of every device name that exists now, one

@@ -263,7 +263,13 @@ const AnyCatalog int64 = -1
 
 // WriteReadings stores readings and staged readings in one transaction, and says for
 // each reading whether it was inserted, a duplicate of what is stored, or a conflict with
-// it. Nothing is overwritten. It returns only after the transaction committed.
+// it: one Outcome per row of rows, then one per row of staged. Nothing is overwritten. It
+// returns only after the transaction committed.
+//
+// A staged reading is staged once: Inserted when it was staged, Duplicate when the same
+// device name, series, time (and wall-clock time) is staged already with the same value,
+// or earlier in the batch, Conflict when another value is staged for it (the first one
+// stays, as for stored readings). See amrd_stage_readings (schema 0005).
 //
 // catalog is the catalog version the rows were resolved at (device and series keys,
 // factors, which names are unknown and staged): the transaction checks it and, if the
@@ -278,12 +284,14 @@ const AnyCatalog int64 = -1
 // a savepoint and the rows take the INSERT. Rows the INSERT skipped are then sorted into
 // duplicates and conflicts by one more query.
 func (s *Store) WriteReadings(ctx context.Context, catalog int64, rows []ReadingRow, staged []StagedRow) ([]Outcome, error) {
-	out := make([]Outcome, len(rows))
+	out := make([]Outcome, len(rows)+len(staged))
 	var err error
 	if len(rows) < copyThreshold && len(staged) < copyThreshold {
-		err = s.writeSmall(ctx, catalog, rows, staged, out)
+		err = s.writeSmall(ctx, catalog, rows, staged, out[:len(rows)], out[len(rows):])
 	} else {
-		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return writeLarge(ctx, tx, catalog, rows, staged, out) })
+		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			return writeLarge(ctx, tx, catalog, rows, staged, out[:len(rows)], out[len(rows):])
+		})
 	}
 	var stale *StaleCatalogError
 	if errors.As(err, &stale) {
@@ -310,28 +318,42 @@ func readingSource(rows []ReadingRow) pgx.CopyFromSource {
 // SAVEPOINT, COPY, RELEASE, COMMIT).
 const copyThreshold = 1000
 
-// writeSmall writes a small batch in one statement: one round trip, in an implicit
-// transaction that commits when the statement ends.
-func (s *Store) writeSmall(ctx context.Context, catalog int64, rows []ReadingRow, staged []StagedRow, out []Outcome) error {
-	a := readingArrays(rows)
-	sn := make([]string, len(staged))
-	ss := make([]string, len(staged))
-	st := make([]time.Time, len(staged))
-	sl := make([]pgtype.Timestamp, len(staged)) // NULL unless sent without an offset
-	sv := make([]string, len(staged))
+// stagedArrays are a batch's staged readings as the parameters of amrd_stage_readings.
+type stagedArrays struct {
+	name, series []string
+	ts           []time.Time
+	local        []pgtype.Timestamp // NULL unless sent without an offset
+	val          []string
+}
+
+func stageArrays(staged []StagedRow) stagedArrays {
+	a := stagedArrays{name: make([]string, len(staged)), series: make([]string, len(staged)), ts: make([]time.Time, len(staged)),
+		local: make([]pgtype.Timestamp, len(staged)), val: make([]string, len(staged))}
 	for i := range staged {
 		r := &staged[i]
-		sn[i], ss[i], st[i], sv[i] = r.Device, r.Series, r.Time, r.Value.String()
+		a.name[i], a.series[i], a.ts[i], a.val[i] = r.Device, r.Series, r.Time, r.Value.String()
 		if !r.Civil.IsZero() {
-			sl[i] = pgtype.Timestamp{Time: r.Civil, Valid: true}
+			a.local[i] = pgtype.Timestamp{Time: r.Civil, Valid: true}
 		}
 	}
-	// One statement, so one snapshot: the version it checks is the one its inserts are
-	// made under, and a stale version inserts nothing. Inserted readings at or below the
-	// rollup threshold mark their rollup buckets in the same statement (mk). Values travel as text and become
-	// numeric in SQL: exact, no float64. The first output row carries the version, every
-	// row one inserted key (or NULLs when none was).
-	res, err := s.pool.Query(ctx, `
+	return a
+}
+
+// writeSmallSQL is writeSmall's statement. Staging adds the stg CTE and a fifth column,
+// NULL but in one more row, which carries the staged readings' outcomes (in their order)
+// as an array.
+func writeSmallSQL(staging bool) string {
+	stg, outcomes, stagedRow := "", "", ""
+	if staging {
+		// amrd_stage_readings runs only when the version is right (its first argument).
+		stg = `,
+		stg AS (SELECT * FROM amrd_stage_readings((SELECT EXISTS (SELECT FROM ok)), $7::text[], $8::text[], $9::timestamptz[],
+			$10::timestamp[], $11::text[]::numeric[]))`
+		outcomes = ", NULL::int2[]"
+		stagedRow = `
+		UNION ALL SELECT cv.version, NULL, NULL, NULL, (SELECT array_agg(stg.outcome ORDER BY stg.i) FROM stg) FROM cv`
+	}
+	return `
 		WITH cv AS (SELECT version FROM catalog_version),
 		ok AS (SELECT FROM cv WHERE $1::int8 < 0 OR version = $1::int8),
 		ins AS (
@@ -340,24 +362,55 @@ func (s *Store) writeSmall(ctx context.Context, catalog int64, rows []ReadingRow
 			WHERE EXISTS (SELECT FROM ok)
 			ON CONFLICT (device_key, series_key, ts) DO NOTHING
 			RETURNING device_key, series_key, ts),
-		mk AS (`+markSQL("ins")+`),
-		stg AS (
-			INSERT INTO staged_meter_readings (meter_device_name, series_name, ts, local_time, value)
-			SELECT * FROM unnest($7::text[], $8::text[], $9::timestamptz[], $10::timestamp[], $11::text[]::numeric[])
-			WHERE EXISTS (SELECT FROM ok))
-		SELECT cv.version, ins.device_key, ins.series_key, ins.ts FROM cv LEFT JOIN ins ON true`,
-		catalog, a.dev, a.ser, a.ts, a.val, a.fac, sn, ss, st, sl, sv)
+		mk AS (` + markSQL("ins") + `)` + stg + `
+		SELECT cv.version, ins.device_key, ins.series_key, ins.ts` + outcomes + ` FROM cv LEFT JOIN ins ON true` + stagedRow
+}
+
+var (
+	writeSmallReadings = writeSmallSQL(false)
+	writeSmallStaging  = writeSmallSQL(true)
+)
+
+// writeSmall writes a small batch in one statement: one round trip, in an implicit
+// transaction that commits when the statement ends. out and stagedOut take the outcomes
+// of rows and staged.
+func (s *Store) writeSmall(ctx context.Context, catalog int64, rows []ReadingRow, staged []StagedRow, out, stagedOut []Outcome) error {
+	a := readingArrays(rows)
+	// One statement, so one snapshot: the version it checks is the one its inserts are
+	// made under, and a stale version inserts nothing. Inserted readings at or below the
+	// rollup threshold mark their rollup buckets in the same statement (mk). Values travel as text and become
+	// numeric in SQL: exact, no float64. Every output row carries the version, and one
+	// inserted key (or NULLs when none was); with staged readings, one more row their
+	// outcomes. Without staged readings the statement has no staging at all: the usual
+	// batch, as before staging had a key.
+	args := []any{catalog, a.dev, a.ser, a.ts, a.val, a.fac}
+	sql := writeSmallReadings
+	if len(staged) > 0 {
+		sa := stageArrays(staged)
+		args = append(args, sa.name, sa.series, sa.ts, sa.local, sa.val)
+		sql = writeSmallStaging
+	}
+	res, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return fmt.Errorf("inserting readings: %w", err)
 	}
 	inserted := make(map[rowKey]bool, len(rows))
 	version := AnyCatalog
+	var stagedOutcomes []int16
 	for res.Next() {
 		var d, sk *int32
 		var t *time.Time
-		if err := res.Scan(&version, &d, &sk, &t); err != nil {
+		dest := []any{&version, &d, &sk, &t}
+		var so []int16
+		if len(staged) > 0 {
+			dest = append(dest, &so)
+		}
+		if err := res.Scan(dest...); err != nil {
 			res.Close()
 			return err
+		}
+		if so != nil {
+			stagedOutcomes = so
 		}
 		if d != nil {
 			inserted[rowKey{*d, *sk, t.UnixMicro()}] = true
@@ -370,6 +423,9 @@ func (s *Store) writeSmall(ctx context.Context, catalog int64, rows []ReadingRow
 	if catalog >= 0 && version != catalog {
 		return &StaleCatalogError{Version: version}
 	}
+	if err := setStaged(stagedOut, stagedOutcomes); err != nil {
+		return err
+	}
 	if !markInserted(rows, inserted, out) {
 		// What the INSERT skipped is stored: the check runs after the commit, in a
 		// statement of its own, as it would inside a transaction at read committed.
@@ -378,8 +434,21 @@ func (s *Store) writeSmall(ctx context.Context, catalog int64, rows []ReadingRow
 	return nil
 }
 
-// writeLarge writes a large batch in the transaction tx.
-func writeLarge(ctx context.Context, tx pgx.Tx, catalog int64, rows []ReadingRow, staged []StagedRow, out []Outcome) error {
+// setStaged copies the outcomes amrd_stage_readings returned (0 staged, 1 duplicate, 2
+// conflict: Outcome's values) into out.
+func setStaged(out []Outcome, got []int16) error {
+	if len(got) != len(out) {
+		return fmt.Errorf("staging readings: %d outcomes for %d readings", len(got), len(out))
+	}
+	for i, o := range got {
+		out[i] = Outcome(o)
+	}
+	return nil
+}
+
+// writeLarge writes a large batch in the transaction tx; out and stagedOut take the
+// outcomes of rows and staged.
+func writeLarge(ctx context.Context, tx pgx.Tx, catalog int64, rows []ReadingRow, staged []StagedRow, out, stagedOut []Outcome) error {
 	// The rollup threshold is read with the version, in the same round trip: it takes the
 	// rollup lock for this transaction (see markSQL).
 	var v int64
@@ -399,18 +468,16 @@ func writeLarge(ctx context.Context, tx pgx.Tx, catalog int64, rows []ReadingRow
 		}
 	}
 	if len(staged) > 0 {
-		_, err := tx.CopyFrom(ctx, pgx.Identifier{"staged_meter_readings"}, []string{"meter_device_name", "series_name", "ts", "local_time", "value"},
-			pgx.CopyFromSlice(len(staged), func(i int) ([]any, error) {
-				r := &staged[i]
-				var civil any // NULL unless sent without an offset
-				if !r.Civil.IsZero() {
-					civil = r.Civil
-				}
-				return []any{r.Device, r.Series, r.Time, civil, numeric{&r.Value}}, nil
-			}))
+		// Not a COPY: each staged reading is looked up first (staging is the rare path,
+		// readings for devices that do not exist yet).
+		sa := stageArrays(staged)
+		var got []int16
+		err := tx.QueryRow(ctx, `SELECT coalesce(array_agg(outcome ORDER BY i), '{}') FROM amrd_stage_readings(true, $1::text[], $2::text[],
+			$3::timestamptz[], $4::timestamp[], $5::text[]::numeric[])`, sa.name, sa.series, sa.ts, sa.local, sa.val).Scan(&got)
 		if err != nil {
 			return fmt.Errorf("staging readings: %w", err)
 		}
+		return setStaged(stagedOut, got)
 	}
 	return nil
 }

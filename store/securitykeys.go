@@ -2,8 +2,8 @@ package store
 
 import (
 	"context"
-	"crypto/cipher"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -80,9 +80,9 @@ const (
 // device's.
 const keyOrg = "(SELECT d.organization_id FROM meter_devices d WHERE d.id = x.meter_device_id)"
 
-// securityKeys reads security key collections with their device (m), decrypting with a.
+// securityKeys reads security key collections with their device (m), decrypting with r.
 // The master key column is never selected.
-func securityKeys(a cipher.AEAD) entity[SecurityKeys] {
+func securityKeys(r *keyRing) entity[SecurityKeys] {
 	return entity[SecurityKeys]{
 		what: "a meter security key collection",
 		from: "meter_security_keys x JOIN meter_devices m ON m.id = x.meter_device_id",
@@ -113,7 +113,7 @@ func securityKeys(a cipher.AEAD) entity[SecurityKeys] {
 				dst **string
 			}{{colIECPassword, pw, &v.IEC6205621Password}, {colUnicastKey, uni, &v.DLMSUnicastKey},
 				{colBroadcastKey, bc, &v.DLMSBroadcastKey}, {colAuthKey, auth, &v.DLMSAuthKey}} {
-				if *k.dst, err = openKey(a, v.ID, k.col, k.enc); err != nil {
+				if *k.dst, _, err = openKey(r, v.ID, k.col, k.enc); err != nil {
 					return v, err
 				}
 			}
@@ -186,4 +186,132 @@ func (s *Store) CreateSecurityKeys(ctx context.Context, sc Scope, in SecurityKey
 // also go with their device (ON DELETE CASCADE).
 func (s *Store) DeleteSecurityKeys(ctx context.Context, sc Scope, id uuid.UUID) error {
 	return removeBy(ctx, s.pool, "meter_security_keys", keyOrg, "a meter security key collection", sc, id)
+}
+
+// keyCols are the encrypted columns, the master key included: what a rotation rewrites.
+var keyCols = [...]string{colIECPassword, colUnicastKey, colBroadcastKey, colMasterKey, colAuthKey}
+
+// KeyRotation counts what RotateSecurityKeys did.
+type KeyRotation struct {
+	// Changed rows had a value under another secret (a fallback) or without a key id
+	// (written before key ids): each such value is now under SECRET_KEY.
+	Changed int64
+	// Current rows had every value under SECRET_KEY already (or no key at all).
+	Current int64
+	// Failed rows have a value that no secret decrypts; they are left as they are.
+	Failed []uuid.UUID
+}
+
+// RotateSecurityKeys re-encrypts every stored security key under the current secret,
+// batch rows at a time in id order, each batch in a transaction of its own that locks
+// its rows; after, when not nil, is called with the totals after each batch. A value
+// already under the current secret is recognized by its key id and left as it is, so
+// that an interrupted rotation is resumed by running it again. A row with a value that
+// neither the secret nor a fallback decrypts is counted in Failed and left unchanged
+// (nothing of it is ever logged or returned but its id). It returns the totals, and the
+// context's error when it was cancelled between batches.
+func (s *Store) RotateSecurityKeys(ctx context.Context, batch int, after func(KeyRotation)) (KeyRotation, error) {
+	var total KeyRotation
+	if s.keys == nil {
+		return total, ErrNoSecret
+	}
+	if batch <= 0 {
+		batch = 500
+	}
+	var last *uuid.UUID
+	for {
+		if err := ctx.Err(); err != nil {
+			return total, err
+		}
+		var n int
+		var done KeyRotation
+		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			var err error
+			n, done, last, err = s.rotateBatch(ctx, tx, last, batch)
+			return err
+		})
+		if err != nil {
+			return total, mapErr("re-encrypting meter security keys", err)
+		}
+		total.Changed += done.Changed
+		total.Current += done.Current
+		total.Failed = append(total.Failed, done.Failed...)
+		if after != nil {
+			after(total)
+		}
+		if n < batch {
+			return total, nil
+		}
+	}
+}
+
+// rotateBatch re-encrypts up to limit rows whose id follows after (nil: from the first)
+// and returns how many it read, what it did and the last id.
+func (s *Store) rotateBatch(ctx context.Context, tx pgx.Tx, after *uuid.UUID, limit int) (int, KeyRotation, *uuid.UUID, error) {
+	var r KeyRotation
+	rows, err := tx.Query(ctx, fmt.Sprintf(`SELECT id, %s, %s, %s, %s, %s FROM meter_security_keys
+		WHERE $1::uuid IS NULL OR id > $1 ORDER BY id LIMIT $2 FOR UPDATE`, keyCols[0], keyCols[1], keyCols[2], keyCols[3], keyCols[4]),
+		after, limit)
+	if err != nil {
+		return 0, r, after, err
+	}
+	type keyRow struct {
+		id  uuid.UUID
+		enc [len(keyCols)][]byte
+	}
+	var read []keyRow
+	for rows.Next() {
+		var k keyRow
+		if err := rows.Scan(&k.id, &k.enc[0], &k.enc[1], &k.enc[2], &k.enc[3], &k.enc[4]); err != nil {
+			rows.Close()
+			return 0, r, after, err
+		}
+		read = append(read, k)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, r, after, err
+	}
+	if len(read) == 0 {
+		return 0, r, after, nil
+	}
+	last := read[len(read)-1].id
+	// The changed rows, column by column, as the arrays of one UPDATE.
+	var ids []uuid.UUID
+	var cols [len(keyCols)][][]byte
+rowsLoop:
+	for _, k := range read {
+		changed := false
+		for c, enc := range k.enc {
+			plain, current, err := openKey(s.keys, k.id, keyCols[c], enc)
+			if err != nil {
+				r.Failed = append(r.Failed, k.id)
+				continue rowsLoop
+			}
+			if enc != nil && !current {
+				k.enc[c] = sealKey(s.keys, k.id, keyCols[c], plain)
+				changed = true
+			}
+		}
+		if !changed {
+			r.Current++
+			continue
+		}
+		ids = append(ids, k.id)
+		for c := range k.enc {
+			cols[c] = append(cols[c], k.enc[c])
+		}
+	}
+	if len(ids) > 0 {
+		// updated_at stays: re-encryption is not an edit of the keys.
+		tag, err := tx.Exec(ctx, fmt.Sprintf(`UPDATE meter_security_keys k SET %[1]s = u.c0, %[2]s = u.c1, %[3]s = u.c2, %[4]s = u.c3, %[5]s = u.c4
+			FROM unnest($1::uuid[], $2::bytea[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bytea[]) AS u(id, c0, c1, c2, c3, c4)
+			WHERE k.id = u.id`, keyCols[0], keyCols[1], keyCols[2], keyCols[3], keyCols[4]),
+			ids, cols[0], cols[1], cols[2], cols[3], cols[4])
+		if err != nil {
+			return 0, r, after, err
+		}
+		r.Changed = tag.RowsAffected()
+	}
+	return len(read), r, &last, nil
 }

@@ -1,8 +1,11 @@
 package store_test
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
@@ -118,5 +121,120 @@ func TestSecurityKeysEncryption(t *testing.T) {
 		require.NoError(t, st.DeleteSecurityKeys(ctx, store.OrgScope(org.ID), k1.ID))
 		_, err = st.GetSecurityKeys(ctx, store.AllOrgs, k1.ID)
 		require.ErrorIs(t, err, store.ErrNotFound)
+	})
+}
+
+// TestSecurityKeysRotation: keys written under one SECRET_KEY are read after a change of
+// SECRET_KEY through SECRET_KEY_FALLBACKS, RotateSecurityKeys re-encrypts them under the
+// new one (resumably, skipping what is current), and the old secret is then not needed.
+func TestSecurityKeysRotation(t *testing.T) {
+	ctx := testCtx(t)
+	stA, url := storetest.New(t) // SECRET_KEY = storetest.Secret
+	const newSecret = "the-new-secret-key-0123456789abcdefghij"
+	open := func(secret string, fallbacks ...string) *store.Store {
+		st, err := store.Open(ctx, store.Config{URL: url, Secret: secret, SecretFallbacks: fallbacks}, discard())
+		require.NoError(t, err)
+		t.Cleanup(st.Close)
+		return st
+	}
+	org := mkOrg(t, stA, "A", true)
+	type want struct{ pw, uni, master string }
+	wants := map[uuid.UUID]want{}
+	for i := 0; i < 7; i++ {
+		dev := sqlDevice(t, url, org.ID, fmt.Sprintf("meter-%d", i))
+		w := want{pw: fmt.Sprintf("pw%d", i), uni: fmt.Sprintf("%032x", i), master: fmt.Sprintf("%064x", i)}
+		k, err := stA.CreateSecurityKeys(ctx, store.AllOrgs, store.SecurityKeysInput{Meter: dev, IEC6205621Password: strp(w.pw),
+			DLMSUnicastKey: strp(w.uni), DLMSMasterKey: strp(w.master)})
+		require.NoError(t, err)
+		wants[k.ID] = w
+	}
+	// A row written before key ids: its values are bare (nonce || ciphertext).
+	legacy := uuid.New()
+	legacyDev := sqlDevice(t, url, org.ID, "meter-legacy")
+	storetest.Exec(t, url, `INSERT INTO meter_security_keys (id, meter_device_id, iec62056_21_password_enc, dlms_master_key_enc,
+		updated_at) VALUES ($1, $2, $3, $4, '2020-01-01T00:00:00Z')`, legacy, legacyDev,
+		store.SealBareKey(storetest.Secret, legacy, "iec62056_21_password_enc", "legacypw"),
+		store.SealBareKey(storetest.Secret, legacy, "dlms_master_key_enc", fmt.Sprintf("%064x", 99)))
+	wants[legacy] = want{pw: "legacypw", master: fmt.Sprintf("%064x", 99)}
+
+	check := func(t *testing.T, st *store.Store) {
+		t.Helper()
+		for id, w := range wants {
+			k, err := st.GetSecurityKeys(ctx, store.AllOrgs, id)
+			require.NoError(t, err)
+			require.Equal(t, w.pw, *k.IEC6205621Password)
+			if w.uni != "" {
+				require.Equal(t, w.uni, *k.DLMSUnicastKey)
+			}
+			var enc []byte
+			storetest.Query(t, url, `SELECT dlms_master_key_enc FROM meter_security_keys WHERE id = $1`, []any{id}, &enc)
+			m, err := st.OpenStoredKey(id, "dlms_master_key_enc", enc)
+			require.NoError(t, err)
+			require.Equal(t, w.master, *m)
+		}
+	}
+
+	stB := open(newSecret) // the new secret alone: the old rows do not decrypt
+	_, err := stB.GetSecurityKeys(ctx, store.AllOrgs, legacy)
+	require.ErrorContains(t, err, "SECRET_KEY_FALLBACKS")
+
+	rot := open(newSecret, storetest.Secret)
+	t.Run("the old secret as a fallback reads every row", func(t *testing.T) {
+		check(t, rot)
+		_, _, err := rot.ListSecurityKeys(ctx, store.AllOrgs, store.Filter{}, store.Page{Limit: 100})
+		require.NoError(t, err)
+	})
+	// A row written under the new secret already, and one that no secret decrypts.
+	dev := sqlDevice(t, url, org.ID, "meter-new")
+	k, err := rot.CreateSecurityKeys(ctx, store.AllOrgs, store.SecurityKeysInput{Meter: dev, IEC6205621Password: strp("newpw"),
+		DLMSMasterKey: strp(fmt.Sprintf("%064x", 7))})
+	require.NoError(t, err)
+	wants[k.ID] = want{pw: "newpw", master: fmt.Sprintf("%064x", 7)}
+	lost := uuid.New()
+	storetest.Exec(t, url, `INSERT INTO meter_security_keys (id, meter_device_id, dlms_global_authentication_key_enc) VALUES ($1, $2, $3)`,
+		lost, sqlDevice(t, url, org.ID, "meter-lost"), store.SealBareKey("a-secret-nobody-has-anymore-0123456789", lost,
+			"dlms_global_authentication_key_enc", "00112233445566778899aabbccddeeff"))
+	encOf := func(id uuid.UUID) []byte {
+		var enc []byte
+		storetest.Query(t, url, `SELECT dlms_global_authentication_key_enc FROM meter_security_keys WHERE id = $1`, []any{id}, &enc)
+		return enc
+	}
+	lostEnc := encOf(lost)
+	const rows = 10 // 7 + legacy + new + lost
+
+	t.Run("interrupted after the first batch, then resumed", func(t *testing.T) {
+		cctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		batches := 0
+		first, err := rot.RotateSecurityKeys(cctx, 3, func(store.KeyRotation) { batches++; cancel() })
+		require.ErrorIs(t, err, context.Canceled)
+		require.Equal(t, 1, batches)
+		require.Equal(t, int64(3), first.Changed+first.Current+int64(len(first.Failed)), "one batch of 3 rows")
+		check(t, rot)
+
+		rest, err := rot.RotateSecurityKeys(ctx, 3, nil)
+		require.NoError(t, err)
+		require.Equal(t, int64(rows), rest.Changed+rest.Current+int64(len(rest.Failed)))
+		require.Equal(t, int64(8), first.Changed+rest.Changed, "the 7 rows and the legacy row, each once")
+		require.Equal(t, []uuid.UUID{lost}, rest.Failed, "reported by id; a rerun reports it again")
+		require.Equal(t, lostEnc, encOf(lost), "left unchanged")
+
+		again, err := rot.RotateSecurityKeys(ctx, 500, nil)
+		require.NoError(t, err)
+		require.Zero(t, again.Changed, "a second run changes nothing")
+		require.Equal(t, int64(rows-1), again.Current)
+		require.Equal(t, []uuid.UUID{lost}, again.Failed)
+	})
+	t.Run("the old secret is no longer needed", func(t *testing.T) {
+		check(t, open(newSecret))
+		var updated time.Time
+		storetest.Query(t, url, `SELECT updated_at FROM meter_security_keys WHERE id = $1`, []any{legacy}, &updated)
+		require.Equal(t, 2020, updated.Year(), "re-encryption is not an edit")
+		_, err := stA.GetSecurityKeys(ctx, store.AllOrgs, legacy)
+		require.Error(t, err, "the old secret alone no longer reads the rotated rows")
+	})
+	t.Run("without SECRET_KEY nothing is rotated", func(t *testing.T) {
+		_, err := open("").RotateSecurityKeys(ctx, 10, nil)
+		require.ErrorIs(t, err, store.ErrNoSecret)
 	})
 }

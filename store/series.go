@@ -140,18 +140,17 @@ func (s *Store) DeleteMeterReadingSeries(ctx context.Context, sc Scope, id uuid.
 //
 // meter_readings is indexed on (device_key, series_key, ts) only, and a second index led
 // by series_key would cost every insert for the sake of this rare check (one index: 0.19 M
-// rows/s, none: 0.33 M, in timescaledb-local.md). So the check probes the existing index
-// once per meter device and chunk (readings of a deleted device go with it), never
-// scanning rows. Measured on a 2-core machine with a warm cache, 365 daily chunks:
-// 1,000 devices 0.5 s, 10,000 devices 4 s (3.65 M probes), inside the request deadline;
-// a cold cache costs more.
+// rows/s, none: 0.33 M, in timescaledb-local.md). amrd_series_has_readings (schema 0005)
+// answers from the rollups for the hours they cover and probes the key index once per
+// device and chunk only outside them (the unmaterialized tail, the chunks below the
+// rollups' horizon) or, right after readings of the series were deleted and before the
+// rollup job ran, over the hours whose rollups may be stale. Probing every device in
+// every chunk (what this check did before, kept in export_test.go) took 4 s at 10,000
+// devices and 365 daily chunks; BenchmarkSeriesHasReadings compares the two.
 func refuseIfReadings(ctx context.Context, q querier, series uuid.UUID, msg string) error {
 	var found bool
-	if err := q.QueryRow(ctx, `SELECT EXISTS (
-			SELECT 1 FROM meter_devices d CROSS JOIN LATERAL (
-				SELECT 1 FROM meter_readings r
-				WHERE r.device_key = d.key AND r.series_key = (SELECT key FROM meter_reading_series WHERE id = $1)
-				LIMIT 1) r)`, series).Scan(&found); err != nil {
+	if err := q.QueryRow(ctx, `SELECT amrd_series_has_readings((SELECT key FROM meter_reading_series WHERE id = $1))`,
+		series).Scan(&found); err != nil {
 		return err
 	}
 	if found {

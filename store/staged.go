@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // StagedReading is a reading kept for a device name that did not exist when it arrived.
@@ -73,16 +74,32 @@ func (s *Store) GetStaged(ctx context.Context, id int64) (StagedReading, error) 
 	return v, mapErr("reading a staged reading", err)
 }
 
+// errStagedConflict answers a staged reading whose device name, series and timestamp are
+// staged already with another value.
+var errStagedConflict = &ConflictError{Msg: "A staged reading with this meter_device_name, series_name and timestamp " +
+	"exists already, with another value; it was not overwritten."}
+
 // CreateStaged stages a reading. A name of an existing device is refused: its readings go
-// through the pipeline.
+// through the pipeline. A reading staged already (the same device name, series,
+// timestamp and value) is not staged again: the staged row is returned, as a re-send of
+// a stored reading answers the stored one; another value for it is a conflict.
 func (s *Store) CreateStaged(ctx context.Context, in StagedReading) (StagedReading, error) {
 	var out StagedReading
 	err := s.inTx(ctx, "staging a reading", func(tx pgx.Tx) error {
 		if err := refuseDeviceName(ctx, tx, in.DeviceName); err != nil {
 			return err
 		}
-		rows, _ := tx.Query(ctx, `INSERT INTO staged_meter_readings (meter_device_name, series_name, ts, value)
-			VALUES ($1, $2, $3, $4::numeric) RETURNING `+stagedCols, in.DeviceName, in.SeriesName, in.Time, in.Value.String())
+		var o int16
+		var id int64
+		if err := tx.QueryRow(ctx, `SELECT outcome, id FROM amrd_stage_readings(true, $1::text[], $2::text[], $3::timestamptz[],
+			$4::timestamp[], $5::text[]::numeric[])`, []string{in.DeviceName}, []string{in.SeriesName}, []time.Time{in.Time},
+			[]pgtype.Timestamp{{}}, []string{in.Value.String()}).Scan(&o, &id); err != nil {
+			return err
+		}
+		if Outcome(o) == Conflict {
+			return errStagedConflict
+		}
+		rows, _ := tx.Query(ctx, `SELECT `+stagedCols+` FROM staged_meter_readings WHERE id = $1`, id)
 		var err error
 		out, err = pgx.CollectExactlyOneRow(rows, scanStaged)
 		return err
@@ -90,12 +107,27 @@ func (s *Store) CreateStaged(ctx context.Context, in StagedReading) (StagedReadi
 	return out, err
 }
 
-// UpdateStaged replaces a staged reading's fields.
+// UpdateStaged replaces a staged reading's fields. The device name, series and timestamp
+// of another staged reading are refused (409): it would be staged twice.
 func (s *Store) UpdateStaged(ctx context.Context, id int64, in StagedReading) (StagedReading, error) {
 	var out StagedReading
 	err := s.inTx(ctx, "updating a staged reading", func(tx pgx.Tx) error {
 		if err := refuseDeviceName(ctx, tx, in.DeviceName); err != nil {
 			return err
+		}
+		// Under the name's staging lock, so that no writer stages the new key meanwhile
+		// (the next statement reads after the lock).
+		if _, err := tx.Exec(ctx, `SELECT amrd_lock_staged($1::text[])`, []string{in.DeviceName}); err != nil {
+			return err
+		}
+		var taken bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM staged_meter_readings o JOIN staged_meter_readings x ON x.id = $1
+			WHERE o.meter_device_name = $2 AND o.series_name = $3 AND o.ts = $4 AND o.local_time IS NOT DISTINCT FROM x.local_time
+			AND o.id <> $1)`, id, in.DeviceName, in.SeriesName, in.Time).Scan(&taken); err != nil {
+			return err
+		}
+		if taken {
+			return &ConflictError{Msg: "Another staged reading has this meter_device_name, series_name and timestamp."}
 		}
 		rows, _ := tx.Query(ctx, `UPDATE staged_meter_readings SET meter_device_name = $2, series_name = $3, ts = $4,
 			value = $5::numeric, updated_at = now() WHERE id = $1 RETURNING `+stagedCols,

@@ -4,7 +4,6 @@ package store
 
 import (
 	"context"
-	"crypto/cipher"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,7 +22,7 @@ type Store struct {
 	pool *pgxpool.Pool
 	log  *slog.Logger
 	// keys seals meter security keys; nil without Config.Secret.
-	keys cipher.AEAD
+	keys *keyRing
 	// rollupWorkers is how many transactions materialize hourly rollups at once.
 	rollupWorkers int
 }
@@ -36,6 +35,9 @@ type Config struct {
 	// Secret is SECRET_KEY: the key that encrypts meter security keys is derived from it.
 	// Without it, the methods that read or write security keys return ErrNoSecret.
 	Secret string
+	// SecretFallbacks are SECRET_KEY_FALLBACKS: earlier secrets, whose keys still
+	// decrypt what they encrypted (Secret is tried first). Only Secret encrypts.
+	SecretFallbacks []string
 	// RollupWorkers is how many transactions materialize hourly rollups at once, each
 	// for a range of devices (default 2: the aggregation is CPU-bound in PostgreSQL, and
 	// one transaction uses one core).
@@ -49,9 +51,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 		// The parse error can quote the URL, password included: never pass it on.
 		return nil, errors.New("opening the database: DATABASE_URL is not a valid PostgreSQL URL")
 	}
-	var keys cipher.AEAD
+	var keys *keyRing
 	if cfg.Secret != "" {
-		if keys, err = newKeySealer(cfg.Secret); err != nil {
+		if keys, err = newKeyRing(cfg.Secret, cfg.SecretFallbacks); err != nil {
 			return nil, fmt.Errorf("opening the database: %w", err)
 		}
 	}

@@ -22,11 +22,32 @@ type apiClient struct {
 	base  string
 	token string
 	http  *http.Client
+	// auth, when set, is the whole Authorization header instead of the token's ("JWT
+	// ...", "Basic ..."); without either no credentials are sent.
+	auth string
+}
+
+// as returns a client of the same server that sends auth as its Authorization header
+// (none when auth is empty).
+func (c *apiClient) as(auth string) *apiClient {
+	o := *c
+	o.auth, o.token = auth, ""
+	return &o
 }
 
 // call sends a JSON body (nil: none) and decodes the answer into out (nil: ignored); it
 // returns the status.
 func (c *apiClient) call(method, path string, body any, out any) int {
+	c.t.Helper()
+	status, _, raw := c.send(method, path, body)
+	if out != nil && len(raw) > 0 {
+		require.NoError(c.t, json.Unmarshal(raw, out), "body: %s", raw)
+	}
+	return status
+}
+
+// send sends a JSON body (nil: none) and returns the answer's status, header and body.
+func (c *apiClient) send(method, path string, body any) (int, http.Header, []byte) {
 	c.t.Helper()
 	var rd io.Reader
 	if body != nil {
@@ -36,17 +57,19 @@ func (c *apiClient) call(method, path string, body any, out any) int {
 	}
 	req, err := http.NewRequest(method, c.base+path, rd)
 	require.NoError(c.t, err)
-	req.Header.Set("Authorization", "Token "+c.token)
+	switch {
+	case c.auth != "":
+		req.Header.Set("Authorization", c.auth)
+	case c.token != "":
+		req.Header.Set("Authorization", "Token "+c.token)
+	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.http.Do(req)
 	require.NoError(c.t, err)
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	require.NoError(c.t, err)
-	if out != nil && len(raw) > 0 {
-		require.NoError(c.t, json.Unmarshal(raw, out), "body: %s", raw)
-	}
-	return resp.StatusCode
+	return resp.StatusCode, resp.Header, raw
 }
 
 // create POSTs and returns the new object's id, requiring 201.

@@ -13,6 +13,7 @@ import (
 type settings struct {
 	DatabaseURL         string
 	SecretKey           string
+	SecretKeyFallbacks  []string // old SECRET_KEYs: they still decrypt and verify, never encrypt or sign
 	JWTSigningKey       string
 	JWTExpiration       time.Duration
 	AllowTokenAuth      bool
@@ -90,6 +91,13 @@ func loadSettings(getenv func(string) string) (settings, error) {
 			return def
 		}
 		return b
+	}
+	// Django's SECRET_KEY_FALLBACKS, as a comma-separated list (a secret with a comma
+	// cannot be listed).
+	for _, k := range strings.Split(getenv("SECRET_KEY_FALLBACKS"), ",") {
+		if k = strings.TrimSpace(k); k != "" {
+			s.SecretKeyFallbacks = append(s.SecretKeyFallbacks, k)
+		}
 	}
 	s.JWTExpiration = time.Duration(num("JWT_EXPIRATION_TIME_SECONDS", 1200, 1)) * time.Second
 	s.AllowTokenAuth = boolean("ALLOW_TOKEN_AUTH", true)
@@ -171,6 +179,18 @@ func (s settings) needSecrets() error {
 	if s.JWTSigningKey != "" && len(s.JWTSigningKey) < minSecretLen {
 		return fmt.Errorf("JWT_SIGNING_KEY, when set, must be at least %d characters", minSecretLen)
 	}
+	return s.checkFallbacks()
+}
+
+// checkFallbacks checks SECRET_KEY_FALLBACKS as SECRET_KEY is checked (each was one), and
+// names a bad key by its position only: the message never quotes a secret.
+func (s settings) checkFallbacks() error {
+	for i, k := range s.SecretKeyFallbacks {
+		if len(k) < minSecretLen {
+			return fmt.Errorf("SECRET_KEY_FALLBACKS: key %d of %d is shorter than %d characters (each is a former SECRET_KEY)",
+				i+1, len(s.SecretKeyFallbacks), minSecretLen)
+		}
+	}
 	return nil
 }
 
@@ -179,6 +199,20 @@ func (s settings) jwtKey() []byte {
 		return []byte(s.JWTSigningKey)
 	}
 	return []byte(s.SecretKey)
+}
+
+// jwtKeyFallbacks are the keys that still verify JWTs: the SECRET_KEY_FALLBACKS when
+// JWTs are signed with SECRET_KEY; none when JWT_SIGNING_KEY is set (a new
+// JWT_SIGNING_KEY ends every JWT signed with the old one).
+func (s settings) jwtKeyFallbacks() [][]byte {
+	if s.JWTSigningKey != "" {
+		return nil
+	}
+	var keys [][]byte
+	for _, k := range s.SecretKeyFallbacks {
+		keys = append(keys, []byte(k))
+	}
+	return keys
 }
 
 func or(v, def string) string {

@@ -167,10 +167,12 @@ func TestImportReadings(t *testing.T) {
 		out, _, err := amrd(t, env, "", "import", "readings", file)
 		require.Equal(t, 2, exitCode(err))
 		counts, _ := reportNumbers(t, out)
-		require.Equal(t, map[string]int{"rows read": 15, "accepted": 0, "staged": 1, "duplicates": 5, "conflicts": 1, "rejected": 8}, counts, out)
+		require.Equal(t, map[string]int{"rows read": 15, "accepted": 0, "staged": 0, "duplicates": 6, "conflicts": 1, "rejected": 8}, counts, out)
 		var n int
 		storetest.QueryRow(t, dbURL, `SELECT count(*) FROM meter_readings`, &n)
 		require.Equal(t, 4, n)
+		storetest.QueryRow(t, dbURL, `SELECT count(*) FROM staged_meter_readings`, &n)
+		require.Equal(t, 1, n, "the staged reading is staged once")
 	})
 
 	t.Run("-skip, flags after the file, -show", func(t *testing.T) {
@@ -201,6 +203,62 @@ func TestImportReadings(t *testing.T) {
 		require.Equal(t, map[string]int{"rows read": 2, "accepted": 1, "staged": 0, "duplicates": 1, "conflicts": 0, "rejected": 0}, counts, out)
 		require.Empty(t, reasons)
 	})
+}
+
+// TestImportStagesOnce: re-running an import of readings for devices that do not exist
+// yet stages each reading once, in small batches and in large ones; the repeats are
+// duplicates, another value for a staged reading a conflict.
+func TestImportStagesOnce(t *testing.T) {
+	t.Parallel()
+	env := importEnv(t)
+	dbURL := env["DATABASE_URL"]
+	var b strings.Builder
+	b.WriteString("meter_device_name,series_name,timestamp,value\n")
+	const rows = 1500 // one chunk: above the 1,000 rows from which a batch takes the large path
+	for i := 0; i < rows; i++ {
+		fmt.Fprintf(&b, "future%d,1.8.0,%s,%d\n", i%10, time.Date(2026, 1, 1, 0, i, 0, 0, time.UTC).Format(time.RFC3339), i)
+	}
+	big := writeFile(t, "big.csv", b.String())
+	small := writeFile(t, "small.csv", "meter,series,timestamp,value\n"+
+		"later,1.8.0,2026-01-01T00:00:00Z,1\n"+
+		"later,1.8.0,2026-01-01T00:00:00Z,1.0\n"+ // the same reading again in the file
+		"later,1.8.0,2026-01-01T00:15:00Z,2\n"+
+		"later,1.8.0,2026-01-01T00:00:00,1\n"+ // without an offset: another reading (a wall-clock time)
+		"later,1.8.0,2026-01-01T00:15:00Z,3\n") // another value for a staged reading
+
+	tests := []struct {
+		name string
+		file string
+		runs []map[string]int
+		want int
+	}{
+		{"small", small, []map[string]int{
+			{"rows read": 5, "accepted": 0, "staged": 3, "duplicates": 1, "conflicts": 1, "rejected": 0},
+			{"rows read": 5, "accepted": 0, "staged": 0, "duplicates": 4, "conflicts": 1, "rejected": 0},
+		}, 3},
+		{"large", big, []map[string]int{
+			{"rows read": rows, "accepted": 0, "staged": rows, "duplicates": 0, "conflicts": 0, "rejected": 0},
+			{"rows read": rows, "accepted": 0, "staged": 0, "duplicates": rows, "conflicts": 0, "rejected": 0},
+		}, rows},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for i, want := range tc.runs {
+				out, _, err := amrd(t, env, "", "import", "readings", tc.file)
+				if want["conflicts"] > 0 {
+					require.Equal(t, 2, exitCode(err), "a conflict: exit status 2")
+				} else {
+					require.NoError(t, err)
+				}
+				counts, _ := reportNumbers(t, out)
+				require.Equal(t, want, counts, "run %d: %s", i+1, out)
+			}
+			var n int
+			storetest.Query(t, dbURL, `SELECT count(*)::int FROM staged_meter_readings WHERE meter_device_name LIKE $1`,
+				[]any{map[string]string{"small": "later", "large": "future%"}[tc.name]}, &n)
+			require.Equal(t, tc.want, n)
+		})
+	}
 }
 
 func TestImportRefusals(t *testing.T) {

@@ -80,6 +80,10 @@ Commands:
   amrd bench [-meters N] [-seconds S] [-json FILE]
                                     the ingestion benchmark against AMRD_BENCH_DATABASE_URL
                                     (use 'make bench', which starts a database for it)
+  amrd keys rotate [-batch N]       re-encrypt every stored meter security key under SECRET_KEY
+                                    (after a change of SECRET_KEY, with the old one in
+                                    SECRET_KEY_FALLBACKS); resumable; exit status 2 when rows
+                                    could not be decrypted
   amrd import readings [-skip N] [-rejects FILE] [-show N] FILE.csv[.gz]
                                     import readings from CSV (FILE - reads standard input)
                                     through the ingest pipeline; exit status 2 when rows
@@ -140,6 +144,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return sqlRoleCmd(ctx, cfg, log, args[1:], stdout)
 	case "import":
 		return importCmd(ctx, cfg, log, args[1:], stdin, stdout, stderr)
+	case "keys":
+		return keysCmd(ctx, cfg, log, args[1:], stdout, stderr)
 	case "simulate":
 		return simulateCmd(ctx, args[1:], stdout)
 	}
@@ -174,7 +180,8 @@ func serve(ctx context.Context, cfg settings, stdout io.Writer, log *slog.Logger
 	if cfg.MemoryLimit > 0 {
 		debug.SetMemoryLimit(cfg.MemoryLimit)
 	}
-	st, err := store.Open(ctx, store.Config{URL: cfg.DatabaseURL, MaxConns: int32(cfg.DBMaxConns), Secret: cfg.SecretKey}, log)
+	st, err := store.Open(ctx, store.Config{URL: cfg.DatabaseURL, MaxConns: int32(cfg.DBMaxConns), Secret: cfg.SecretKey,
+		SecretFallbacks: cfg.SecretKeyFallbacks}, log)
 	if err != nil {
 		return err
 	}
@@ -182,6 +189,13 @@ func serve(ctx context.Context, cfg settings, stdout io.Writer, log *slog.Logger
 	if err := checkSchema(ctx, st); err != nil {
 		return err
 	}
+	// Run times, leases, slots, JWTs and the login throttle's window are read on the
+	// database's clock, so that replicas agree on them whatever their own clocks say.
+	clock, err := st.NewClock(ctx)
+	if err != nil {
+		return err
+	}
+	defer startClock(clock)()
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), st.PoolCollector())
@@ -199,8 +213,10 @@ func serve(ctx context.Context, cfg settings, stdout io.Writer, log *slog.Logger
 		RequestTimeout: cfg.RequestTimeout,
 		Metrics:        promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 
+		JWTKeyFallbacks:       cfg.jwtKeyFallbacks(),
 		MaxReadingsPerRequest: cfg.IngestMaxItems,
 		RunMaxAttempts:        cfg.AMRRunMaxAttempts,
+		Now:                   clock.Now,
 	}, st, pipe, log, reg)
 	if err != nil {
 		return err
@@ -225,7 +241,7 @@ func serve(ctx context.Context, cfg settings, stdout io.Writer, log *slog.Logger
 	// only then does the pool close (deferred above).
 	defer startPipeline(pipe)()
 	if cfg.Jobs {
-		j, err := newJobs(cfg, st, pipe, log, reg)
+		j, err := newJobs(cfg, st, clock.Now, pipe, log, reg)
 		if err != nil {
 			return err
 		}
@@ -278,8 +294,8 @@ func newPipeline(cfg settings, st *store.Store, log *slog.Logger, reg prometheus
 }
 
 // newJobs builds the scheduler of AMR task runs, retention and staging jobs, with the
-// built-in executors.
-func newJobs(cfg settings, st *store.Store, pipe *ingest.Pipeline, log *slog.Logger, reg prometheus.Registerer) (*jobs.Jobs, error) {
+// built-in executors; now is the database's clock.
+func newJobs(cfg settings, st *store.Store, now func() time.Time, pipe *ingest.Pipeline, log *slog.Logger, reg prometheus.Registerer) (*jobs.Jobs, error) {
 	day := 24 * time.Hour
 	return jobs.New(jobs.Config{
 		Workers:         cfg.AMRWorkers,
@@ -294,6 +310,7 @@ func newJobs(cfg settings, st *store.Store, pipe *ingest.Pipeline, log *slog.Log
 		RollupDelay:     cfg.RollupDelay,
 		HourlyRetention: time.Duration(cfg.RollupHourlyDays) * day,
 		DailyRetention:  time.Duration(cfg.RollupDailyDays) * day,
+		Now:             now,
 	}, st, builtinExecutors(pipe, cfg.defaultZone), log, reg)
 }
 
@@ -310,6 +327,19 @@ func startJobs(j *jobs.Jobs) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = j.Run(ctx); close(done) }()
+	return func() { cancel(); <-done }
+}
+
+// clockSync is how often serve reads the database's clock again: the local oscillator
+// drifts by at most about 100 ppm, 1 ms in 10 s, against a lease grace of 30 s.
+const clockSync = 10 * time.Second
+
+// startClock keeps the clock in step with the database's until the returned stop is
+// called.
+func startClock(c *store.Clock) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { c.Run(ctx, clockSync); close(done) }()
 	return func() { cancel(); <-done }
 }
 
