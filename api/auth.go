@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/golang-jwt/jwt/v5"
@@ -282,6 +283,15 @@ func (s *Server) checkPassword(c *fiber.Ctx, username, password string) (store.U
 	if wait > 0 {
 		return store.User{}, tooMany(int((wait + time.Second - 1) / time.Second))
 	}
+	if !plausible(username, password) {
+		// No user has such a name or password: it is not looked up (PostgreSQL's text
+		// cannot even hold a NUL: error 22021, which answered 500 before the throttle
+		// counted it), and it counts as a failure like any wrong password.
+		if err := s.throttle.fail(ctx, username, ip); err != nil {
+			return store.User{}, err
+		}
+		return store.User{}, errBadCredentials
+	}
 	u, err := s.st.GetUserByUsername(ctx, username)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return store.User{}, err
@@ -302,6 +312,21 @@ func (s *Server) checkPassword(c *fiber.Ctx, username, password string) (store.U
 		}
 	}
 	return u, nil
+}
+
+// Longest credentials a user can have: Django's username field holds 150 characters;
+// amrd takes passwords of at most 128 characters (users.go), 512 bytes of UTF-8, and
+// leaves room for passwords set by other means (bcrypt reads only the first 72 bytes).
+const (
+	maxUsernameLen = 150
+	maxPasswordLen = 1024 // bytes
+)
+
+// plausible reports whether a username and password could be a user's: text that
+// PostgreSQL can hold, within the lengths above. Basic credentials are any bytes.
+func plausible(username, password string) bool {
+	return badText(username) == "" && badText(password) == "" &&
+		utf8.RuneCountInString(username) <= maxUsernameLen && len(password) <= maxPasswordLen
 }
 
 // passwordCache remembers, for a minute, that a (username, password, hash) triple was

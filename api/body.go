@@ -12,6 +12,8 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
+
+	"github.com/amrd/amrd/ingest"
 )
 
 // body is a decoded JSON object: field name to raw value, so that handlers can tell a
@@ -49,6 +51,21 @@ func readBody(c *fiber.Ctx) (body, error) {
 	}
 	if b == nil { // the body was JSON null
 		return nil, FieldErrors{"non_field_errors": {"Invalid data. Expected a dictionary, but got null."}}
+	}
+	if !utf8.Valid(raw) {
+		// JSON is UTF-8 (RFC 8259); encoding/json would quietly replace what is not
+		// with U+FFFD, and store a value the client never sent. The field whose value
+		// holds such bytes is named (its raw value is kept as sent).
+		errs := FieldErrors{}
+		for f, v := range b {
+			if !utf8.Valid(v) {
+				errs.add(f, msgBadUTF8)
+			}
+		}
+		if len(errs) == 0 { // in a key
+			return nil, errStatus(fiber.StatusBadRequest, "JSON parse error: the request body is not valid UTF-8.")
+		}
+		return nil, errs
 	}
 	return b, nil
 }
@@ -100,8 +117,8 @@ func (b body) str(errs FieldErrors, f string, dst *string, required bool, minLen
 		errs.add(f, "Ensure this field has at least "+strconv.Itoa(minLen)+" characters.")
 	case maxLen > 0 && n > maxLen:
 		errs.add(f, "Ensure this field has no more than "+strconv.Itoa(maxLen)+" characters.")
-	case strings.ContainsRune(v, 0):
-		errs.add(f, "Null characters are not allowed.")
+	case badText(v) != "":
+		errs.add(f, badText(v))
 	default:
 		*dst = v
 	}
@@ -128,7 +145,11 @@ func (b body) timestamp(errs FieldErrors, f string, dst *time.Time, required boo
 		return
 	}
 	t, err := parseTime(v)
-	if err != nil {
+	switch {
+	case errors.Is(err, ingest.ErrTimeRange):
+		errs.add(f, err.Error())
+		return
+	case err != nil:
 		errs.add(f, "Datetime has wrong format. Use one of these formats instead: YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z].")
 		return
 	}

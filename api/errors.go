@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/utils"
 
 	"github.com/amrd/amrd/store"
 )
@@ -67,17 +68,22 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 	case errors.Is(err, store.ErrNotFound):
 		return c.Status(fiber.StatusNotFound).JSON(fiber.Map{"detail": "Not found."})
 	case errors.Is(err, store.ErrInvalid):
+		// The database refused a value that validation let through: the client's to fix,
+		// and a gap in validation to close, so the operation and code are logged.
+		s.log.Warn("the database refused a value", "method", methodLabel(c.Method()), "route", s.routeLabel(c, fiber.StatusBadRequest), "err", err)
 		return c.Status(fiber.StatusBadRequest).JSON(fiber.Map{"detail": "A value breaks a rule of the database (too long, out of range, or not allowed)."})
 	case errors.Is(err, store.ErrUnavailable):
 		c.Set(fiber.HeaderRetryAfter, "5")
 		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"detail": "The database is unavailable; try again shortly."})
 	case errors.As(err, &fbe):
-		detail := fbe.Message
+		// The status's own text, never the error's: Fiber's messages may quote the
+		// request ("Cannot GET /path", a parser's error).
+		detail := utils.StatusMessage(fbe.Code) + "."
 		switch fbe.Code {
 		case fiber.StatusNotFound:
 			detail = "Not found."
 		case fiber.StatusMethodNotAllowed:
-			detail = "Method \"" + c.Method() + "\" not allowed."
+			detail = "Method \"" + methodLabel(c.Method()) + "\" not allowed."
 		case fiber.StatusRequestEntityTooLarge:
 			detail = "Request body too large."
 		case fiber.StatusRequestTimeout:

@@ -1,13 +1,16 @@
 package api
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
 
+	"github.com/amrd/amrd/ingest"
 	"github.com/amrd/amrd/store"
 )
 
@@ -29,7 +32,10 @@ var (
 	// filterTime is an ISO 8601 date-time; start_time/end_time are inclusive.
 	filterTime filterKind = func(v string) (any, string) {
 		t, err := parseTime(v)
-		if err != nil {
+		switch {
+		case errors.Is(err, ingest.ErrTimeRange):
+			return nil, ingest.ErrTimeRange.Error()
+		case err != nil:
 			return nil, "Enter a valid date/time (ISO 8601, e.g. 2026-01-31T23:45:00Z)."
 		}
 		return t, ""
@@ -57,6 +63,12 @@ func parseFilters(c *fiber.Ctx, kinds map[string]filterKind) (store.Filter, erro
 		if v == "" {
 			continue
 		}
+		// Checked for every filter, whatever its kind: a text filter's value goes to
+		// PostgreSQL, whose text holds neither (error 22021, which answered 500).
+		if msg := badText(v); msg != "" {
+			errs.add(name, msg)
+			continue
+		}
 		val, msg := parse(v)
 		if msg != "" {
 			errs.add(name, msg)
@@ -67,8 +79,29 @@ func parseFilters(c *fiber.Ctx, kinds map[string]filterKind) (store.Filter, erro
 	return f, errs.orNil()
 }
 
+// Messages for text that PostgreSQL cannot store; the first is DRF's.
+const (
+	msgNullChars = "Null characters are not allowed."
+	msgBadUTF8   = "Not valid text: the value is not UTF-8."
+)
+
+// badText says why a value cannot be text in PostgreSQL ("" when it can): a NUL
+// character, or bytes that are not UTF-8. Query strings and Basic credentials are bytes;
+// strings decoded from JSON are UTF-8 (readBody refuses a body that is not) but may hold
+// NUL (\u0000).
+func badText(v string) string {
+	switch {
+	case strings.IndexByte(v, 0) >= 0:
+		return msgNullChars
+	case !utf8.ValidString(v):
+		return msgBadUTF8
+	}
+	return ""
+}
+
 // parseTime reads an ISO 8601 date-time; one without an offset is UTC. A '+' that a
-// query string turned into a space is read back as '+'.
+// query string turned into a space is read back as '+'. One outside the years 1 to 9999
+// (UTC) is ingest.ErrTimeRange.
 func parseTime(v string) (time.Time, error) {
 	v = strings.Replace(strings.TrimSpace(v), " ", "+", 1)
 	if i := strings.IndexByte(v, 'T'); i < 0 && len(v) > 10 {
@@ -76,6 +109,9 @@ func parseTime(v string) (time.Time, error) {
 	}
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02T15:04", "2006-01-02"} {
 		if t, err := time.Parse(layout, v); err == nil {
+			if !ingest.InTimeRange(t) {
+				return time.Time{}, ingest.ErrTimeRange
+			}
 			return t.UTC(), nil
 		}
 	}

@@ -50,6 +50,7 @@ type env struct {
 	st     *store.Store
 	db     string // the database's URL, for fixtures no route makes (storetest.Exec)
 	clock  *clock
+	logs   *lockedBuffer // the server's warnings and errors, as JSON lines
 
 	staffToken string
 	orgA, orgB store.Organization
@@ -65,15 +66,24 @@ var testKey = []byte("test-signing-key-test-signing-key-0123")
 
 func newEnv(t *testing.T, mod ...func(*api.Config)) *env {
 	t.Helper()
+	e := startEnv(t, mod...)
+	e.t = t
+	return e
+}
+
+// startEnv is newEnv for a fuzz target (or any testing.TB): its env has no t, so
+// e.do and the helpers built on it are not for it.
+func startEnv(t testing.TB, mod ...func(*api.Config)) *env {
+	t.Helper()
 	st, db := storetest.New(t)
-	e := &env{t: t, st: st, db: db, clock: &clock{t: time.Now()}}
+	e := &env{st: st, db: db, clock: &clock{t: time.Now()}, logs: &lockedBuffer{}}
 	cfg := api.Config{JWTKey: testKey, AllowTokenAuth: true, Now: e.clock.now, BodyLimit: 64 << 10}
 	for _, m := range mod {
 		m(&cfg)
 	}
 	reg := prometheus.NewRegistry()
 	cfg.Metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
-	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	pipe, err := ingest.New(ingest.Config{FlushEvery: time.Millisecond}, st, log, reg)
 	require.NoError(t, err)
 	pctx, stopPipe := context.WithCancel(context.Background())
@@ -139,6 +149,24 @@ func newEnv(t *testing.T, mod ...func(*api.Config)) *env {
 	return e
 }
 
+// lockedBuffer is a log destination that handlers write to from many goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
 type resp struct {
 	status int
 	header http.Header
@@ -174,6 +202,10 @@ func (e *env) do(method, path, auth string, body any, headers ...string) resp {
 		req.Header.Set("Authorization", auth)
 	}
 	for i := 0; i+1 < len(headers); i += 2 {
+		if headers[i] == "Host" {
+			req.Host = headers[i+1] // net/http sends req.Host, not a Host header
+			continue
+		}
 		req.Header.Set(headers[i], headers[i+1])
 	}
 	res, err := e.client.Do(req)

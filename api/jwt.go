@@ -81,19 +81,32 @@ func (s *Server) jwtRenew(c *fiber.Ctx) error {
 	if p.method != "jwt" {
 		return unauthorized("JWT", "A JWT is required to renew a JWT.")
 	}
-	cl, err := s.parseJWT(bearer(c))
+	orig, err := s.chainStart(c)
 	if err != nil {
 		return err
-	}
-	orig := time.Unix(cl.OrigIat, 0)
-	if s.cfg.now().Sub(orig) > jwtRefreshWindow {
-		return unauthorized("JWT", "Refresh has expired; log in again.")
 	}
 	return s.answerJWT(c, p.user, p.org, orig, fiber.StatusOK)
 }
 
+// chainStart is the orig_iat of the request's JWT: when the chain of renewals and
+// organization changes began with a login. A new token carries it on, and none is made
+// once the refresh window after it has passed.
+func (s *Server) chainStart(c *fiber.Ctx) (time.Time, error) {
+	cl, err := s.parseJWT(bearer(c))
+	if err != nil {
+		return time.Time{}, err
+	}
+	orig := time.Unix(cl.OrigIat, 0)
+	if s.cfg.now().Sub(orig) > jwtRefreshWindow {
+		return time.Time{}, unauthorized("JWT", "Refresh has expired; log in again.")
+	}
+	return orig, nil
+}
+
 // jwtChangeOrganization answers POST /v1/auth/jwt/change-organization/ {organization}
-// with a JWT for another organization the user belongs to.
+// with a JWT for another organization the user belongs to. The new token keeps the
+// chain's orig_iat, as a renewal does: a fresh one would let a token changed to its own
+// organization, again and again, live forever without the password.
 func (s *Server) jwtChangeOrganization(c *fiber.Ctx) error {
 	p := current(c)
 	if p.method != "jwt" {
@@ -109,7 +122,11 @@ func (s *Server) jwtChangeOrganization(c *fiber.Ctx) error {
 	if err := errs.orNil(); err != nil {
 		return err
 	}
-	return s.answerJWT(c, p.user, org, time.Time{}, fiber.StatusCreated)
+	orig, err := s.chainStart(c)
+	if err != nil {
+		return err
+	}
+	return s.answerJWT(c, p.user, org, orig, fiber.StatusCreated)
 }
 
 func bearer(c *fiber.Ctx) string {

@@ -94,7 +94,8 @@ func newPage[T any](c *fiber.Ctx, p store.Page, count int, results []T) pageBody
 }
 
 // pageURL is the request's absolute URL with limit and offset replaced; offset 0 is left
-// out, as DRF does.
+// out, as DRF does. Its host is checked (hosts.go); its path and query are escaped, so
+// that nothing of the request is put in a link as is.
 func pageURL(c *fiber.Ctx, limit, offset int) string {
 	q := url.Values{}
 	c.Context().QueryArgs().VisitAll(func(k, v []byte) { q.Add(string(k), string(v)) })
@@ -104,5 +105,6 @@ func pageURL(c *fiber.Ctx, limit, offset int) string {
 	} else {
 		q.Del("offset")
 	}
-	return c.BaseURL() + c.Path() + "?" + q.Encode()
+	u := url.URL{Scheme: linkScheme(c), Host: linkHost(c), Path: c.Path(), RawQuery: q.Encode()}
+	return u.String()
 }

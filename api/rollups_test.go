@@ -515,7 +515,7 @@ func TestMeterReadingRollupsDocumented(t *testing.T) {
 	require.NotNil(t, item)
 	op := item.Get
 	require.NotNil(t, op)
-	require.Equal(t, []string{"meter-reading-rollups"}, op.Tags)
+	require.Equal(t, []string{"Meter Reading Rollups"}, op.Tags) // the tag is named as displayed
 	names := map[string]bool{}
 	for _, p := range op.Parameters {
 		names[p.Value.Name] = p.Value.Required
@@ -534,7 +534,7 @@ func TestMeterReadingRollupsDocumented(t *testing.T) {
 	require.Contains(t, doc.Info.Description, "meter-reading-rollups")
 	var tag string
 	for _, tg := range doc.Tags {
-		if tg.Name == "meter-reading-rollups" {
+		if tg.Name == "Meter Reading Rollups" {
 			tag = tg.Description
 		}
 	}

@@ -15,10 +15,14 @@ func (s *Server) routes() {
 	}
 
 	v1 := app.Group("/v1")
+	if len(s.cfg.AllowedHosts) > 0 || s.cfg.UseXForwardedHost {
+		v1.Use(s.checkHost)
+	}
 	v1.Post("/auth/jwt/token", s.jwtToken) // public: the password is the credential
 	// Public: the API description (OpenAPI 3) and the page that renders it reveal no secret.
 	v1.Get("/schema", s.apiSchema())
 	v1.Get("/docs", s.apiDocs())
+	v1.Get("/docs/:file", s.apiDocsFile()) // its script, style sheets, icon and licenses
 
 	v1.Use(s.authenticate)
 	v1.Get("/auth/jwt/renew", s.jwtRenew)

@@ -4,7 +4,9 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -18,6 +20,7 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
 
 	"github.com/amrd/amrd/store"
 )
@@ -85,6 +88,15 @@ type Config struct {
 	BodyLimit int
 	// RequestTimeout is each request's deadline for database work (default 30 s).
 	RequestTimeout time.Duration
+	// AllowedHosts (ALLOWED_HOSTS, Django's name and rules) lists the host names the API
+	// answers to: "example.org", ".example.org" for it and its subdomains, "*" for any.
+	// Empty: any well-formed Host. The host is what the absolute links of lists are made
+	// of (next, previous).
+	AllowedHosts []string
+	// UseXForwardedHost (USE_X_FORWARDED_HOST, Django's) takes the host of links from a
+	// proxy's X-Forwarded-Host instead of Host. Off by default: a client can send any
+	// header, and only a proxy that sets (not forwards) it makes it trustworthy.
+	UseXForwardedHost bool
 	// Metrics serves /metrics when set (a promhttp handler of amrd's registry).
 	Metrics http.Handler
 	// MaxReadingsPerRequest bounds the items of one new-meter-readings request
@@ -118,6 +130,10 @@ type Server struct {
 	tokens    *tokenCache
 	metrics   *httpMetrics
 	ingest    Ingester // nil: reading ingestion is off
+	// routeNames maps the path of every registered route (middleware and endpoint) to
+	// its label: the route label of the metrics is looked up here, so that it is always
+	// a string of amrd's own and never one that points into a request buffer.
+	routeNames map[string]routeName
 }
 
 // New builds the API. ing may be nil when readings are not taken in (tests of other routes).
@@ -150,18 +166,40 @@ func New(cfg Config, st Store, ing Ingester, log *slog.Logger, reg prometheus.Re
 	s.app = fiber.New(fiber.Config{
 		AppName:      "amrd",
 		ErrorHandler: s.errorHandler,
-		// fasthttp refuses a body over its limit before reading it and closes the
-		// connection with the body unread, which clients may see as a reset instead of
-		// the 413. So it reads up to 1 MiB more than amrd takes, and amrd answers 413
-		// itself (limitBody) on a connection that stays usable.
-		BodyLimit:             cfg.BodyLimit + 1<<20,
-		DisableStartupMessage: true,
-		StrictRouting:         false, // every route answers with or without a trailing slash
-		CaseSensitive:         true,
-		ReadTimeout:           60 * time.Second,
-		WriteTimeout:          60 * time.Second,
-		IdleTimeout:           120 * time.Second,
+		// fasthttp refuses a body over its limit before reading it. Up to 1 MiB over
+		// what amrd takes, it reads the body and amrd answers 413 itself (limitBody) on a
+		// connection that stays usable; beyond that, malformed answers 413 and closes.
+		BodyLimit: cfg.BodyLimit + 1<<20,
+		// A body declared multipart/form-data is not parsed ahead of the handler
+		// (fasthttp's default), which answered a malformed one 400 with Go's multipart
+		// error: amrd takes JSON only, and the handler answers 415.
+		DisablePreParseMultipartForm: true,
+		DisableStartupMessage:        true,
+		StrictRouting:                false, // every route answers with or without a trailing slash
+		CaseSensitive:                true,
+		ReadTimeout:                  60 * time.Second,
+		WriteTimeout:                 60 * time.Second,
+		IdleTimeout:                  120 * time.Second,
 	})
+	// fasthttp answers what it cannot parse itself, before any handler: with amrd's own
+	// short bodies (malformed), and with errors that do not quote the request.
+	s.app.Server().ErrorHandler = s.malformed
+	s.app.Server().SecureErrorLogMessage = true
+	// Fiber answers a method it does not know with a text/plain 400 before any
+	// middleware; amrd answers it as DRF does (405), in JSON, and counts it.
+	route := s.app.Server().Handler
+	s.app.Server().Handler = func(fctx *fasthttp.RequestCtx) {
+		switch string(fctx.Method()) {
+		case fiber.MethodGet, fiber.MethodHead, fiber.MethodPost, fiber.MethodPut, fiber.MethodPatch,
+			fiber.MethodDelete, fiber.MethodOptions, fiber.MethodConnect, fiber.MethodTrace:
+			route(fctx)
+			return
+		}
+		fctx.SetStatusCode(fiber.StatusMethodNotAllowed)
+		fctx.SetContentType(fiber.MIMEApplicationJSON)
+		fctx.SetBodyString(`{"detail":"Method not allowed."}`)
+		s.metrics.requests.WithLabelValues("OTHER", "unmatched", "405").Inc()
+	}
 	s.app.Use(s.observe)
 	// A panic is a bug: answer it as any internal error (500, generic text, logged with
 	// its stack) instead of dropping the connection.
@@ -171,6 +209,13 @@ func New(cfg Config, st Store, ing Ingester, log *slog.Logger, reg prometheus.Re
 	s.app.Use(s.limitBody)
 	s.app.Use(cors.New(s.corsConfig()))
 	s.routes()
+	s.routeNames = map[string]routeName{}
+	for _, r := range s.app.GetRoutes() {
+		s.routeNames[r.Path] = routeName{label: r.Path}
+	}
+	for _, r := range s.app.GetRoutes(true) { // endpoints only
+		s.routeNames[r.Path] = routeName{label: r.Path, endpoint: true}
+	}
 	return s, nil
 }
 
@@ -216,13 +261,11 @@ func (s *Server) observe(c *fiber.Ctx) error {
 		}
 	}
 	status := c.Response().StatusCode()
-	route := c.Route().Path
-	if status == fiber.StatusNotFound && route == "/" {
-		route = "unmatched"
-	}
+	route := s.routeLabel(c, status)
+	method := methodLabel(c.Method())
 	dur := time.Since(start)
-	s.metrics.requests.WithLabelValues(c.Method(), route, strconv.Itoa(status)).Inc()
-	s.metrics.latency.WithLabelValues(c.Method(), route).Observe(dur.Seconds())
+	s.metrics.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
+	s.metrics.latency.WithLabelValues(method, route).Observe(dur.Seconds())
 	// Successful requests log at debug: at ingest rates (thousands a second) an info
 	// line each would cost more than the request. Client errors are info, server errors
 	// error.
@@ -242,12 +285,122 @@ func (s *Server) observe(c *fiber.Ctx) error {
 	return nil
 }
 
+// methodLabel is the method as a metrics label: one of amrd's constants. Fiber's
+// c.Method() points into fasthttp's request buffer, which the next request on the
+// connection overwrites; a label keeps its string for the life of the process, so a
+// method used as is became "GETETE" or "POS" later (and an unknown method would make a
+// series per value sent).
+func methodLabel(m string) string {
+	switch m {
+	case fiber.MethodGet:
+		return fiber.MethodGet
+	case fiber.MethodHead:
+		return fiber.MethodHead
+	case fiber.MethodPost:
+		return fiber.MethodPost
+	case fiber.MethodPut:
+		return fiber.MethodPut
+	case fiber.MethodPatch:
+		return fiber.MethodPatch
+	case fiber.MethodDelete:
+		return fiber.MethodDelete
+	case fiber.MethodOptions:
+		return fiber.MethodOptions
+	}
+	return "OTHER"
+}
+
+type routeName struct {
+	label    string
+	endpoint bool // a handler's route, not a middleware's ("/", "/v1")
+}
+
+// routeLabel is the route as a metrics label: the pattern of the route that answered
+// (amrd's own string, see routeNames): an endpoint's, or the middleware's that answered
+// before one was reached ("/v1" for a 401), or "unmatched" for a request that no
+// endpoint took (a 404 with only middleware matched).
+func (s *Server) routeLabel(c *fiber.Ctx, status int) string {
+	r, ok := s.routeNames[c.Route().Path]
+	if !ok || !r.endpoint && status == fiber.StatusNotFound {
+		return "unmatched"
+	}
+	return r.label
+}
+
 // limitBody answers 413 for a body larger than BodyLimit.
 func (s *Server) limitBody(c *fiber.Ctx) error {
 	if len(c.Request().Body()) > s.cfg.BodyLimit {
 		return fiber.ErrRequestEntityTooLarge
 	}
 	return c.Next()
+}
+
+// malformed is fasthttp's ErrorHandler: it answers a request that could not be read (a
+// bad request line, header, Content-Length or chunk size, headers over the read buffer,
+// a body over the limit, a read timeout) before any handler runs. The answer is one of
+// amrd's short bodies and never quotes the request (Fiber's own handler made the parse
+// error's text, request bytes included, the detail). fasthttp closes the connection
+// after it.
+func (s *Server) malformed(fctx *fasthttp.RequestCtx, err error) {
+	status, detail := fiber.StatusBadRequest, "Malformed request."
+	var small *fasthttp.ErrSmallBuffer
+	var ne interface{ Timeout() bool }
+	switch {
+	case errors.As(err, &small):
+		status, detail = fiber.StatusRequestHeaderFieldsTooLarge, "Request header fields too large."
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		status, detail = fiber.StatusRequestEntityTooLarge, "Request body too large."
+	case errors.As(err, &ne) && ne.Timeout():
+		status, detail = fiber.StatusRequestTimeout, "Request timed out."
+	}
+	fctx.Response.Reset()
+	fctx.SetStatusCode(status)
+	fctx.SetContentType(fiber.MIMEApplicationJSON)
+	fctx.SetBodyString(`{"detail":"` + detail + `"}`)
+	s.metrics.requests.WithLabelValues(methodLabel(string(fctx.Method())), "malformed", strconv.Itoa(status)).Inc()
+	// Without the error's text: some of fasthttp's parse errors quote the request line
+	// or a header, which may hold a credential.
+	if s.log.Enabled(context.Background(), slog.LevelInfo) {
+		s.log.Info("malformed request", "status", status, "remote", fctx.RemoteIP().String())
+	}
+	if status != fiber.StatusRequestTimeout { // a client that timed out sends nothing more
+		s.answerBeforeClose(fctx)
+	}
+}
+
+// Bounds of what answerBeforeClose reads and discards: 10 s covers 64 MiB at 55 Mbit/s;
+// a client that sends more, or more slowly, sees the connection reset.
+const (
+	drainBytes = 64 << 20
+	drainTime  = 10 * time.Second
+)
+
+// answerBeforeClose makes malformed's answer readable. fasthttp stops reading at what it
+// refuses (a body over its limit is refused unread, a request line over the read buffer
+// halfway) and closes the connection; closing a socket with unread data makes the kernel
+// send a reset, which discards the answer at the client before it is read (a client
+// that writes the whole body before reading saw "connection reset" instead of the 413).
+// So the answer is written here, the sending side is shut (the client reads the answer,
+// then end of stream), and the rest of the request is read and discarded until the
+// client closes, within drainBytes and drainTime. fasthttp then writes its copy of the
+// answer to the shut side, which fails harmlessly.
+func (s *Server) answerBeforeClose(fctx *fasthttp.RequestCtx) {
+	conn, ok := fctx.Conn().(interface {
+		net.Conn
+		CloseWrite() error
+	})
+	if !ok {
+		return // not TCP: fasthttp answers and closes as usual
+	}
+	fctx.Response.SetConnectionClose()
+	_ = conn.SetDeadline(time.Now().Add(drainTime))
+	if _, err := fctx.Response.WriteTo(conn); err != nil {
+		return
+	}
+	if conn.CloseWrite() != nil {
+		return
+	}
+	_, _ = io.CopyN(io.Discard, conn, drainBytes)
 }
 
 type httpMetrics struct {

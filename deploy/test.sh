@@ -7,6 +7,23 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here/.."
 
+# TestDocsInBrowser opens /v1/docs in headless Chromium: Debian's package, installed here
+# when missing as tsdb.sh installs debootstrap. The test fails (never skips) without it.
+if ! command -v chromium >/dev/null; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "test: chromium is missing (the /v1/docs browser test needs it); run as root, or apt-get install chromium" >&2
+    exit 1
+  fi
+  cache=${AMRD_CACHE_DIR:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/amrd}
+  mkdir -p "$cache"
+  echo "test: installing chromium (apt-get) for the /v1/docs browser test"
+  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >"$cache/apt-chromium.log" 2>&1; then
+    echo "test: could not install chromium with apt-get (log: $cache/apt-chromium.log)" >&2
+    echo "test: what to do: check the network to Debian's package mirror, or install chromium yourself" >&2
+    exit 1
+  fi
+fi
+
 if [ -z "${AMRD_TEST_DATABASE_URL:-}" ]; then
   name=test-$$
   port=55500

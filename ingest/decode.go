@@ -123,6 +123,13 @@ func decodeGeneral(body []byte, maxItems int) (good []Reading, index []int, bad 
 	good = make([]Reading, 0, len(items))
 	index = make([]int, 0, len(items))
 	for i, raw := range items {
+		if !utf8.Valid(raw) {
+			// encoding/json would replace the bytes that are not UTF-8 with U+FFFD, and
+			// a device or series name would then be one the client never sent (and be
+			// staged under it). decodeFast takes no such item.
+			bad = append(bad, ItemError{Index: i, Errors: map[string][]string{"non_field_errors": {"Invalid data: the item is not valid UTF-8."}}, Reason: "bad_utf8"})
+			continue
+		}
 		r, e := decodeItem(raw)
 		if e != nil {
 			e.Index = i
@@ -432,6 +439,8 @@ func name(v *string) (string, string) {
 		return "", "Ensure this field has no more than 50 characters."
 	case strings.ContainsRune(*v, 0):
 		return "", "Null characters are not allowed."
+	case !utf8.ValidString(*v): // a CSV cell of amrd import; JSON strings are UTF-8 already
+		return "", "Not valid text: the value is not UTF-8."
 	}
 	return strings.Clone(*v), ""
 }
@@ -523,11 +532,18 @@ func ParseStamp(s string) (Stamp, error) {
 	}
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999Z0700", "2006-01-02T15:04Z07:00"} {
 		if t, err := time.Parse(layout, s); err == nil {
+			if !InTimeRange(t) {
+				return Stamp{}, ErrTimeRange
+			}
 			return Stamp{T: t.UTC().Truncate(time.Microsecond), HasOffset: true}, nil
 		}
 	}
 	for _, layout := range []string{"2006-01-02T15:04:05.999999999", "2006-01-02T15:04"} {
 		if t, err := time.Parse(layout, s); err == nil {
+			// A day inside the range: the device's zone moves it by less.
+			if !InTimeRange(t.Add(-24*time.Hour)) || !InTimeRange(t.Add(24*time.Hour)) {
+				return Stamp{}, ErrTimeRange
+			}
 			return Stamp{T: t.Truncate(time.Microsecond)}, nil
 		}
 	}
@@ -535,6 +551,18 @@ func ParseStamp(s string) (Stamp, error) {
 }
 
 var errBadStamp = errors.New("Datetime has wrong format. Use ISO 8601: YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z].")
+
+// ErrTimeRange refuses a date-time outside the years 1 to 9999 (UTC): what PostgreSQL
+// holds, amrd answers in JSON (encoding/json refuses a time.Time of year 10000, and a
+// reading of 9999-12-31T23:59:59-14:00, stored, made every list that reached it answer
+// 500) and Utilitarian's Python reads.
+var ErrTimeRange = errors.New("The date-time is out of range: it must lie between the years 1 and 9999 (UTC).")
+
+// InTimeRange reports whether t lies in the years 1 to 9999 once in UTC.
+func InTimeRange(t time.Time) bool {
+	y := t.UTC().Year()
+	return y >= 1 && y <= 9999
+}
 
 // In returns the instant of a stamp for a device in loc. A civil time that does not exist
 // in loc (skipped by a DST change) or exists twice (repeated by one) is an error.

@@ -49,6 +49,24 @@ func TestDecode(t *testing.T) {
 		}
 		require.Equal(t, map[int]string{1: "timestamp", 2: "meter_device_name", 3: "value", 4: "value", 5: "non_field_errors", 6: "meter_device_name"}, fields)
 	})
+	t.Run("an item that is not UTF-8 is rejected, not read with U+FFFD", func(t *testing.T) {
+		body := "[{\"meter\":\"m\xff\",\"series\":\"s\",\"timestamp\":\"2026-11-26T10:15:00Z\",\"value\":1}," +
+			`{"meter":"m2","series":"s","timestamp":"2026-11-26T10:15:00Z","value":1}]`
+		good, idx, bad, err := Decode([]byte(body), 10)
+		require.NoError(t, err)
+		require.Equal(t, []int{1}, idx)
+		require.Equal(t, "m2", good[0].Device)
+		require.Len(t, bad, 1)
+		require.Equal(t, "bad_utf8", bad[0].Reason)
+		require.Contains(t, bad[0].Errors["non_field_errors"][0], "UTF-8")
+	})
+	t.Run("NUL and bytes that are not UTF-8 in names (CSV cells)", func(t *testing.T) {
+		for _, name := range []string{"m\x00", "m\xff"} {
+			_, e := Fields{Device: &name}.Parse()
+			require.NotNil(t, e)
+			require.Contains(t, e.Errors, "meter_device_name")
+		}
+	})
 	for name, body := range map[string]string{
 		"not JSON": `{"meter":`, "empty": ``, "empty array": `[]`, "a number": `42`, "a string": `"x"`,
 		"too many": `[{},{},{}]`, "broken array": `[{"a":1},`,
@@ -192,6 +210,15 @@ func TestStampIn(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, tc.want, got)
 		})
+	}
+	for _, edge := range []string{"9999-12-31T23:59:59.999999Z", "0001-01-01T00:00:00Z", "9999-12-30T23:59:59", "0001-01-02T00:00"} {
+		_, err := ParseStamp(edge)
+		require.NoError(t, err, edge)
+	}
+	// Out of the years 1 to 9999 in UTC, or, without an offset, within a day of that.
+	for _, out := range []string{"9999-12-31T23:59:59-14:00", "0000-06-01T00:00:00Z", "0001-01-01T00:00:00+00:01", "9999-12-31T00:00:00", "0001-01-01T23:59"} {
+		_, err := ParseStamp(out)
+		require.ErrorIs(t, err, ErrTimeRange, out)
 	}
 	for _, bad := range []string{"", "2026-11-26", "2026-13-01T00:00:00Z", "2026-11-26T25:00:00Z", "26/11/2026 10:00", "2026-11-26T10:00:00+25:00"} {
 		t.Run("bad "+bad, func(t *testing.T) {

@@ -98,10 +98,19 @@ func mapErr(op string, err error) error {
 			f := strings.TrimSuffix(strings.TrimPrefix(pe.ConstraintName, pe.TableName+"_"), "_fkey")
 			f = strings.TrimSuffix(f, "_id")
 			return &FieldError{Field: f, Msg: "no such object"}
-		case "23514", "23502", "22001", "22003", "22P02", "22007", "22008": // check, not null, too long, out of range, text, datetime
+		case "23514", "23502": // check, not null
+			return fmt.Errorf("%s: %w (%s)", op, ErrInvalid, pe.Code)
+		case "54000", "54001": // a value over a limit: an index row too large, JSON nested too deep
 			return fmt.Errorf("%s: %w (%s)", op, ErrInvalid, pe.Code)
 		case "57P01", "57P02", "57P03", "08000", "08003", "08006", "08001", "08004", "53300":
 			return fmt.Errorf("%s: %w", op, ErrUnavailable)
+		}
+		if strings.HasPrefix(pe.Code, "22") {
+			// Class 22, data exception, is about a value that was sent: too long (22001),
+			// out of range (22003), not text (22021: NUL or not UTF-8), a JSON escape
+			// jsonb refuses (22P05), a bad date or time (22007, 22008), and the rest. The
+			// API validates what it takes; this keeps a value it missed a 400, not a 500.
+			return fmt.Errorf("%s: %w (%s)", op, ErrInvalid, pe.Code)
 		}
 		return fmt.Errorf("%s: database error %s", op, pe.Code)
 	}

@@ -192,6 +192,18 @@ func TestOrganizationCRUD(t *testing.T) {
 			_, err := st.CreateOrganization(ctx, store.OrganizationInput{Name: strings.Repeat("n", 65)})
 			return err
 		}, store.ErrInvalid},
+		// PostgreSQL's text holds neither NUL nor bytes that are not UTF-8 (22021): the
+		// API refuses them first; should one get through, it is a value error, not an
+		// internal one.
+		{"NUL in a name", func() error {
+			_, err := st.CreateOrganization(ctx, store.OrganizationInput{Name: "a\x00b"})
+			return err
+		}, store.ErrInvalid},
+		{"NUL in a lookup", func() error { _, err := st.GetUserByUsername(ctx, "a\x00b"); return err }, store.ErrInvalid},
+		{"not UTF-8 in a filter", func() error {
+			_, _, err := st.ListSimCards(ctx, store.AllOrgs, store.Filter{"iccid": "\xff"}, store.Page{Limit: 1})
+			return err
+		}, store.ErrInvalid},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -22,6 +23,8 @@ type settings struct {
 	DefaultMeterTZ      string
 	CORSWhitelist       []string
 	CORSAllowAll        bool
+	AllowedHosts        []string // Django's ALLOWED_HOSTS; empty: any well-formed host
+	UseXForwardedHost   bool
 	Listen              string
 	LogLevel            string
 	BodyLimit           int
@@ -52,6 +55,10 @@ type settings struct {
 	MemoryLimit int64
 	defaultZone *time.Location
 }
+
+// hostName is an ALLOWED_HOSTS entry other than "*": a host name or IP address, with a
+// leading dot for a domain and its subdomains, or a bracketed IPv6 address.
+var hostName = regexp.MustCompile(`^(\.?[a-z0-9-]+(\.[a-z0-9-]+)*\.?|\[[a-f0-9]*:[a-f0-9.:]+\])$`)
 
 // minSecretLen: 32 characters of a random secret carry well over the 128 bits an HS256
 // key and an AES key derivation need.
@@ -109,6 +116,19 @@ func loadSettings(getenv func(string) string) (settings, error) {
 			s.CORSWhitelist = append(s.CORSWhitelist, o)
 		}
 	}
+	// Django's ALLOWED_HOSTS, comma-separated: "example.org", ".example.org" (it and its
+	// subdomains), "*"; names without port, as Django's.
+	for _, h := range strings.Split(getenv("ALLOWED_HOSTS"), ",") {
+		if h = strings.ToLower(strings.TrimSpace(h)); h == "" {
+			continue
+		}
+		if h != "*" && !hostName.MatchString(h) {
+			errs = append(errs, fmt.Errorf("ALLOWED_HOSTS: %q is not a host name, .domain, [IPv6 address] or *", h))
+			continue
+		}
+		s.AllowedHosts = append(s.AllowedHosts, h)
+	}
+	s.UseXForwardedHost = boolean("USE_X_FORWARDED_HOST", false)
 	s.BodyLimit = num("AMRD_BODY_LIMIT_BYTES", 10<<20, 1024)
 	s.RequestTimeout = time.Duration(num("AMRD_REQUEST_TIMEOUT_SECONDS", 30, 1)) * time.Second
 	s.DBMaxConns = num("AMRD_DB_MAX_CONNS", 20, 2)

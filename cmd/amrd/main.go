@@ -209,6 +209,7 @@ func serve(ctx context.Context, cfg settings, stdout io.Writer, log *slog.Logger
 		AllowTokenAuth: cfg.AllowTokenAuth,
 		CORSWhitelist:  cfg.CORSWhitelist,
 		CORSAllowAll:   cfg.CORSAllowAll,
+		AllowedHosts:   cfg.AllowedHosts,
 		BodyLimit:      cfg.BodyLimit,
 		RequestTimeout: cfg.RequestTimeout,
 		Metrics:        promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
@@ -216,6 +217,7 @@ func serve(ctx context.Context, cfg settings, stdout io.Writer, log *slog.Logger
 		JWTKeyFallbacks:       cfg.jwtKeyFallbacks(),
 		MaxReadingsPerRequest: cfg.IngestMaxItems,
 		RunMaxAttempts:        cfg.AMRRunMaxAttempts,
+		UseXForwardedHost:     cfg.UseXForwardedHost,
 		Now:                   clock.Now,
 	}, st, pipe, log, reg)
 	if err != nil {

@@ -300,6 +300,8 @@ func TestLoadSettings(t *testing.T) {
 		require.Equal(t, 20, s.DBMaxConns)
 		require.False(t, s.CORSAllowAll)
 		require.Empty(t, s.CORSWhitelist)
+		require.Empty(t, s.AllowedHosts, "any well-formed host")
+		require.False(t, s.UseXForwardedHost)
 		require.Zero(t, s.IngestFlush, "group commit without a window")
 		require.Zero(t, s.IngestParallel, "the pipeline's default (4,000)")
 		require.Equal(t, 100_000, s.IngestWarmDevices)
@@ -318,6 +320,8 @@ func TestLoadSettings(t *testing.T) {
 			"DEFAULT_METER_TIMEZONE":        "Europe/Zurich",
 			"CORS_WHITELIST":                " https://a.example , ,https://b.example",
 			"CORS_ALLOW_ALL":                "1",
+			"ALLOWED_HOSTS":                 " api.example.org, .Example.NET ,*,[::1], ",
+			"USE_X_FORWARDED_HOST":          "true",
 			"AMRD_LISTEN":                   "0.0.0.0:9000",
 			"AMRD_LOG_LEVEL":                "debug",
 			"AMRD_DB_MAX_CONNS":             "5",
@@ -335,6 +339,8 @@ func TestLoadSettings(t *testing.T) {
 		require.Equal(t, "Europe/Zurich", s.DefaultMeterTZ)
 		require.Equal(t, []string{"https://a.example", "https://b.example"}, s.CORSWhitelist)
 		require.True(t, s.CORSAllowAll)
+		require.Equal(t, []string{"api.example.org", ".example.net", "*", "[::1]"}, s.AllowedHosts)
+		require.True(t, s.UseXForwardedHost)
 		require.Equal(t, "0.0.0.0:9000", s.Listen)
 		require.Equal(t, "debug", s.LogLevel)
 		require.Equal(t, 5, s.DBMaxConns)
@@ -356,6 +362,9 @@ func TestLoadSettings(t *testing.T) {
 		{"JWT expiry negative", "JWT_EXPIRATION_TIME_SECONDS", "-5"},
 		{"token auth not a bool", "ALLOW_TOKEN_AUTH", "yes"},
 		{"CORS allow all not a bool", "CORS_ALLOW_ALL", "always"},
+		{"allowed host with a port", "ALLOWED_HOSTS", "example.org:8000"},
+		{"allowed host with a scheme", "ALLOWED_HOSTS", "https://example.org"},
+		{"X-Forwarded-Host not a bool", "USE_X_FORWARDED_HOST", "proxy"},
 		{"retention not a number", "DATA_RETENTION_DAYS", "a year"},
 		{"staged retention zero", "STAGED_DATA_RETENTION_DAYS", "0"},
 		{"body limit too small", "AMRD_BODY_LIMIT_BYTES", "100"},
