@@ -465,6 +465,31 @@ FROM (
 GROUP BY h.device_key, h.series_key, h.day, h.timezone
 $$;
 
+-- amrd_rollup_daily_from_table is the same over the materialized hours only (the rollup
+-- job's: the days it writes end at or before the materialized point; reading them through
+-- the real-time view would make the planner rerun the live part once a device).
+-- amrd_rollup_daily_from_hourly sums the hourly buckets of [lo, hi) into the local days
+-- of each device's zone (for zones whose days begin on a UTC hour): a day's consumption
+-- is its hours' (steps ending in (day_start, day_end]), its first reading its earliest
+-- hour's. The caller keeps the days that lie inside the range.
+CREATE FUNCTION public.amrd_rollup_daily_from_table(lo timestamptz, hi timestamptz)
+RETURNS TABLE (device_key integer, series_key integer, day date, timezone text, day_start timestamptz,
+    day_end timestamptz, count integer, min_value numeric, max_value numeric, sum_value numeric,
+    first_ts timestamptz, first_value numeric, last_ts timestamptz, last_value numeric, consumption numeric)
+LANGUAGE sql STABLE AS $$
+SELECT h.device_key, h.series_key, h.day, h.timezone, public.amrd_day_start(h.day, h.timezone),
+    public.amrd_day_start(h.day + 1, h.timezone), sum(h.count)::integer, min(h.min_value), max(h.max_value),
+    sum(h.sum_value), min(h.first_ts), public.first(h.first_value, h.first_ts) FILTER (WHERE h.count > 0),
+    max(h.last_ts), public.last(h.last_value, h.last_ts) FILTER (WHERE h.count > 0), sum(h.consumption)
+FROM (
+    SELECT r.*, z.timezone, public.amrd_local_day(r.bucket, z.timezone) AS day
+    FROM public.rollup_hourly r
+    JOIN amrd_read.device_zones z ON z.device_key = r.device_key
+    WHERE r.bucket >= lo AND r.bucket < hi AND z.hour_aligned
+) h
+GROUP BY h.device_key, h.series_key, h.day, h.timezone
+$$;
+
 -- Days that end after the materialized point are live: sums of real-time hours for zones
 -- whose days begin on a UTC hour, the raw readings for the others.
 CREATE VIEW amrd_read.rollup_daily_rt WITH (security_barrier) AS

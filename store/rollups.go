@@ -252,7 +252,7 @@ func (s *Store) materializeSlice(ctx context.Context, lo, hi time.Time) (RollupR
 			return err
 		}
 		tag, err = tx.Exec(ctx, `INSERT INTO rollup_daily
-			SELECT * FROM amrd_rollup_daily_from_hourly($1::timestamptz - interval '2 days', $2) f
+			SELECT * FROM amrd_rollup_daily_from_table($1::timestamptz - interval '2 days', $2) f
 			WHERE f.day_end > $1 AND f.day_end <= $2`, lo, hi)
 		if err != nil {
 			return fmt.Errorf("daily rollups: %w", err)
@@ -404,9 +404,12 @@ func (s *Store) RecomputeMarked(ctx context.Context, limit int) (RollupResult, e
 			WHERE h.device_key = x.device_key AND h.series_key = x.series_key AND h.bucket >= x.a AND h.bucket < x.b`); err != nil {
 			return err
 		}
+		// The keys must be restrictions inside the lateral subquery (OFFSET 0 keeps it one)
+		// to reach the readings' scan; as a join condition they would be applied only
+		// after every device's range was aggregated.
 		tag, err := tx.Exec(ctx, `INSERT INTO rollup_hourly SELECT f.* FROM rollup_redo x
-			CROSS JOIN LATERAL amrd_rollup_hourly_from_raw(x.a, x.b) f
-			WHERE f.device_key = x.device_key AND f.series_key = x.series_key`)
+			CROSS JOIN LATERAL (SELECT * FROM amrd_rollup_hourly_from_raw(x.a, x.b) h
+				WHERE h.device_key = x.device_key AND h.series_key = x.series_key OFFSET 0) f`)
 		if err != nil {
 			return fmt.Errorf("hourly rollups: %w", err)
 		}
@@ -435,9 +438,9 @@ func (s *Store) RecomputeMarked(ctx context.Context, limit int) (RollupResult, e
 			return err
 		}
 		tag, err = tx.Exec(ctx, `INSERT INTO rollup_daily SELECT f.* FROM rollup_redo x
-			CROSS JOIN LATERAL amrd_rollup_daily_from_hourly(x.a - interval '2 days', x.b + interval '2 days') f
-			WHERE f.device_key = x.device_key AND f.series_key = x.series_key
-			AND f.day_end > x.a AND f.day_start < x.b AND f.day_end <= $1`, mat.Time)
+			CROSS JOIN LATERAL (SELECT * FROM amrd_rollup_daily_from_table(x.a - interval '2 days', x.b + interval '2 days') d
+				WHERE d.device_key = x.device_key AND d.series_key = x.series_key OFFSET 0) f
+			WHERE f.day_end > x.a AND f.day_start < x.b AND f.day_end <= $1`, mat.Time)
 		if err != nil {
 			return fmt.Errorf("daily rollups: %w", err)
 		}
@@ -448,9 +451,9 @@ func (s *Store) RecomputeMarked(ctx context.Context, limit int) (RollupResult, e
 		}
 		if len(keys) > 0 {
 			tag, err = tx.Exec(ctx, `INSERT INTO rollup_daily SELECT f.* FROM rollup_redo x
-				CROSS JOIN LATERAL amrd_rollup_daily_from_raw(x.a - interval '2 days', x.b + interval '2 days') f
-				WHERE f.device_key = x.device_key AND f.series_key = x.series_key AND x.device_key = ANY($2)
-				AND f.day_end > x.a AND f.day_start < x.b AND f.day_end <= $1`, mat.Time, keys)
+				CROSS JOIN LATERAL (SELECT * FROM amrd_rollup_daily_from_raw(x.a - interval '2 days', x.b + interval '2 days') d
+					WHERE d.device_key = x.device_key AND d.series_key = x.series_key OFFSET 0) f
+				WHERE x.device_key = ANY($2) AND f.day_end > x.a AND f.day_start < x.b AND f.day_end <= $1`, mat.Time, keys)
 			if err != nil {
 				return fmt.Errorf("daily rollups: %w", err)
 			}
