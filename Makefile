@@ -35,7 +35,7 @@ db-stop: ## Stop the local TimescaleDB that `make run` started
 test: ## Run every test against a throw-away TimescaleDB (started and removed here)
 	@bash deploy/test.sh
 
-bench: build ## Ingestion benchmark (amrd vs raw COPY and the naive path) on a throw-away TimescaleDB
+bench: build ## Ingestion (amrd vs raw COPY and the naive path, rollups on and off) and read benchmarks on a throw-away TimescaleDB (BENCHFLAGS="-only r1,r2" for some cases)
 	@bash deploy/bench.sh $(BIN) $(BENCHFLAGS)
 
 fmt: ## Format the Go code

@@ -469,8 +469,12 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	meters := fs.Int("meters", 10_000, "meters in the fleet (8 series each)")
 	seconds := fs.Int("seconds", 12, "seconds each case writes (at least 10)")
 	jsonPath := fs.String("json", "bench-results.json", "where to write the results as JSON")
-	only := fs.String("only", "", "comma-separated cases to run alone (a_copy,b_batches,c_single,d_naive), for tuning")
+	only := fs.String("only", "", "comma-separated cases to run alone, for tuning: a_copy,b_batches,b_norollups,c_single,d_naive; r1..r5 (read); r6 (b_batches,b_norollups)")
 	rounds := fs.Int("rounds", 3, "times each case runs, taking turns; each case's median counts (an even count gets one more)")
+	read := fs.Bool("read", true, "run the read benchmark (r1-r5) after the ingestion cases")
+	readMeters := fs.Int("read-meters", 1_000, "meters of the read load (4 series each)")
+	readDays := fs.Int("read-days", 30, "days of 15-minute readings in the read load")
+	readRuns := fs.Int("read-runs", 30, "timed runs of each read query")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -483,7 +487,8 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	_, err = bench.Run(ctx, bench.Config{AdminURL: admin, Binary: self, Meters: *meters,
-		Duration: time.Duration(*seconds) * time.Second, JSONPath: *jsonPath, Only: splitList(*only), Rounds: *rounds}, stdout)
+		Duration: time.Duration(*seconds) * time.Second, JSONPath: *jsonPath, Only: splitList(*only), Rounds: *rounds,
+		Read: *read, ReadMeters: *readMeters, ReadDays: *readDays, ReadRuns: *readRuns}, stdout)
 	return err
 }
 
