@@ -310,7 +310,7 @@ func (p *Pipeline) settleBatch(batch []*job, w *prepared, outcomes []store.Outco
 	}
 	// The writer answers the rows, then the staged rows (store.WriteReadings).
 	for n := range w.refs {
-		p.settle(w.refs[n], outcomes[n])
+		p.settle(w.refs[n], outcomes[n], false)
 	}
 	for _, rp := range w.repeats {
 		// A key sent twice in one batch: the same value is a duplicate of the first,
@@ -319,7 +319,7 @@ func (p *Pipeline) settleBatch(batch []*job, w *prepared, outcomes []store.Outco
 		if w.rows[rp.row].Value.Cmp(&rp.job.readings[rp.i].Value) != 0 {
 			o = store.Conflict
 		}
-		p.settle(rp.ref, o)
+		p.settle(rp.ref, o, false)
 	}
 	staged := outcomes[len(w.refs):]
 	for n, sr := range w.stagedRefs {
@@ -327,7 +327,7 @@ func (p *Pipeline) settleBatch(batch []*job, w *prepared, outcomes []store.Outco
 		if n < len(staged) {
 			o = staged[n]
 		}
-		p.settleStaged(sr, o)
+		p.settle(sr, o, true)
 	}
 	for _, j := range batch {
 		sort.Slice(j.report.Rejected, func(a, b int) bool { return j.report.Rejected[a].Index < j.report.Rejected[b].Index })
@@ -338,40 +338,31 @@ func (p *Pipeline) settleBatch(batch []*job, w *prepared, outcomes []store.Outco
 // its key (counted in Report.Conflicts, listed in Report.Rejected).
 const ReasonConflict = "conflict"
 
-func (p *Pipeline) settle(r ref, o store.Outcome) {
+// settle counts what became of a reading: written, a duplicate of what is stored, or a
+// conflict with another value stored for its key. A staged reading (its device is
+// unknown) is counted as staged when written, and compared with what is staged.
+func (p *Pipeline) settle(r ref, o store.Outcome, staged bool) {
 	switch o {
 	case store.Inserted:
-		r.job.report.Accepted++
-		p.m.written.Inc()
+		if staged {
+			r.job.report.Staged++
+			p.m.staged.Inc()
+		} else {
+			r.job.report.Accepted++
+			p.m.written.Inc()
+		}
 	case store.Duplicate:
 		r.job.report.Duplicates++
 		p.m.duplicates.Inc()
 	case store.Conflict:
 		r.job.report.Conflicts++
 		p.m.conflicts.Inc()
-		r.job.report.Rejected = append(r.job.report.Rejected, ItemError{Index: r.job.index[r.i], Errors: map[string][]string{
-			"value": {"A different value is already stored for this meter device, series and timestamp; it was not overwritten."}},
-			Reason: ReasonConflict})
-	}
-}
-
-// settleStaged counts a reading for an unknown device: staged, or a duplicate of a
-// staged one (a re-run import, a collector's re-send), or a conflict with another value
-// staged for it, reported as a conflict with a stored reading is.
-func (p *Pipeline) settleStaged(r ref, o store.Outcome) {
-	switch o {
-	case store.Inserted:
-		r.job.report.Staged++
-		p.m.staged.Inc()
-	case store.Duplicate:
-		r.job.report.Duplicates++
-		p.m.duplicates.Inc()
-	case store.Conflict:
-		r.job.report.Conflicts++
-		p.m.conflicts.Inc()
-		r.job.report.Rejected = append(r.job.report.Rejected, ItemError{Index: r.job.index[r.i], Errors: map[string][]string{
-			"value": {"A different value is already staged for this meter device name, series and timestamp; it was not overwritten."}},
-			Reason: ReasonConflict})
+		msg := "A different value is already stored for this meter device, series and timestamp; it was not overwritten."
+		if staged {
+			msg = "A different value is already staged for this meter device name, series and timestamp; it was not overwritten."
+		}
+		r.job.report.Rejected = append(r.job.report.Rejected, ItemError{Index: r.job.index[r.i],
+			Errors: map[string][]string{"value": {msg}}, Reason: ReasonConflict})
 	}
 }
 
