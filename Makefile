@@ -38,6 +38,10 @@ test: ## Run every test against a throw-away TimescaleDB (started and removed he
 bench: build ## Ingestion (amrd vs raw COPY and the naive path, rollups on and off) and read benchmarks on a throw-away TimescaleDB (BENCHFLAGS="-only r1,r2" for some cases)
 	@bash deploy/bench.sh $(BIN) $(BENCHFLAGS)
 
+.PHONY: soak
+soak: build ## Soak test: make run's stack under steady mixed traffic for 10 minutes (SOAK_MINUTES=N), then its checks
+	@bash deploy/soak.sh $(BIN) -minutes $${SOAK_MINUTES:-10} $(SOAKFLAGS)
+
 fmt: ## Format the Go code
 	gofmt -w $$(git ls-files '*.go')
 

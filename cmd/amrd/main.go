@@ -80,6 +80,10 @@ Commands:
   amrd bench [-meters N] [-seconds S] [-json FILE]
                                     the ingestion benchmark against AMRD_BENCH_DATABASE_URL
                                     (use 'make bench', which starts a database for it)
+  amrd soak [-minutes N] [-scale F] [-json FILE]
+                                    the soak test: serve under steady mixed traffic for N
+                                    minutes (default 10), then its checks, against
+                                    AMRD_SOAK_DATABASE_URL (use 'make soak')
   amrd keys rotate [-batch N]       re-encrypt every stored meter security key under SECRET_KEY
                                     (after a change of SECRET_KEY, with the old one in
                                     SECRET_KEY_FALLBACKS); resumable; exit status 2 when rows
@@ -136,6 +140,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return withStore(ctx, cfg, log, func(st *store.Store) error { return bootstrap(ctx, st, stdout) })
 	case "bench":
 		return benchCmd(ctx, args[1:], getenv, stdout)
+	case "soak":
+		return bench.SoakMain(ctx, args[1:], getenv, stdout)
 	case "user":
 		return userCmd(ctx, cfg, log, args[1:], stdin, stdout)
 	case "token":
