@@ -72,7 +72,7 @@ type SoakRoute struct {
 	P50ms      float64     `json:"p50_ms"`
 	P99ms      float64     `json:"p99_ms"`
 	MaxMs      float64     `json:"max_ms"`
-	MaxAt      float64     `json:"max_at_s"` // when the slowest request started, in seconds into the run (negative: during setup)
+	MaxAt      float64     `json:"max_at_s"`          // when the slowest request started, in seconds into the run (negative: during setup)
 	Samples    []string    `json:"samples,omitempty"` // the first unexpected answers or errors
 }
 
