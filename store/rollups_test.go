@@ -87,6 +87,23 @@ func decimal(s string) apd.Decimal {
 	return d
 }
 
+// storedReadings reads every raw reading back, for the reference computation.
+func storedReadings(t *testing.T, conn *pgx.Conn) []reading {
+	t.Helper()
+	rows, err := conn.Query(testCtx(t), `SELECT device_key, series_key, ts, value::text, factor FROM meter_readings`)
+	require.NoError(t, err)
+	var out []reading
+	for rows.Next() {
+		var r reading
+		var v string
+		require.NoError(t, rows.Scan(&r.dev, &r.ser, &r.ts, &v, &r.factor))
+		r.value = decimal(v)
+		out = append(out, r)
+	}
+	require.NoError(t, rows.Err())
+	return out
+}
+
 // agg is one rollup bucket as the reference computes it; values are decimal strings
 // (normalized), "" for NULL.
 type agg struct {
@@ -318,20 +335,7 @@ func TestRollupsMatchRawReadings(t *testing.T) {
 		write(t, st, all[:n])
 		all = all[n:]
 	}
-	raw := func() []reading {
-		rows, err := conn.Query(ctx, `SELECT device_key, series_key, ts, value::text, factor FROM meter_readings`)
-		require.NoError(t, err)
-		var out []reading
-		for rows.Next() {
-			var r reading
-			var v string
-			require.NoError(t, rows.Scan(&r.dev, &r.ser, &r.ts, &v, &r.factor))
-			r.value = decimal(v)
-			out = append(out, r)
-		}
-		require.NoError(t, rows.Err())
-		return out
-	}
+	raw := func() []reading { return storedReadings(t, conn) }
 	check := func(stage string) {
 		t.Helper()
 		state, err := st.RollupState(ctx)
@@ -483,17 +487,7 @@ func TestRollupsUnderConcurrentWrites(t *testing.T) {
 	_, err = st.RecomputeMarked(ctx, 100000)
 	require.NoError(t, err)
 
-	rows, err := conn.Query(ctx, `SELECT device_key, series_key, ts, value::text, factor FROM meter_readings`)
-	require.NoError(t, err)
-	var rs []reading
-	for rows.Next() {
-		var r reading
-		var v string
-		require.NoError(t, rows.Scan(&r.dev, &r.ser, &r.ts, &v, &r.factor))
-		r.value = decimal(v)
-		rs = append(rs, r)
-	}
-	require.NoError(t, rows.Err())
+	rs := storedReadings(t, conn)
 	require.Len(t, rs, 3*hours*60)
 	hourly, _ := reference(rs, zones)
 	end := start.Add(hours * time.Hour)
