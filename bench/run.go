@@ -489,6 +489,11 @@ func freshDatabase(ctx context.Context, admin, name string) (string, func(), err
 	}
 	u.Path = "/" + db
 	drop := func() {
+		// AMRD_BENCH_KEEP_DB=1 keeps the database, to look at its plans afterwards.
+		if os.Getenv("AMRD_BENCH_KEEP_DB") != "" {
+			fmt.Fprintf(os.Stderr, "bench: kept database %s\n", db)
+			return
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		if c, err := pgx.Connect(ctx, admin); err == nil {

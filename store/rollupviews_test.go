@@ -1,0 +1,77 @@
+package store_test
+
+import (
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/apd/v3"
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/amrd/amrd/store/storetest"
+)
+
+// The live part of the real-time rollup views reads only the raw chunks above the
+// materialized point, also when no device narrows the scan (a series across the fleet):
+// the point is a STABLE function call that TimescaleDB evaluates when the query starts.
+func TestLiveRollupsReadOnlyChunksAboveTheMaterializedPoint(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	st, url := storetest.New(t)
+	conn := connect(t, url)
+	keys, ser := rollupFleet(t, url)
+
+	// Six days of quarter-hourly readings: six day chunks.
+	day0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	var rs []reading
+	for _, k := range keys {
+		for i := range 6 * 96 {
+			rs = append(rs, reading{dev: k, ser: ser, ts: day0.Add(time.Duration(i) * 15 * time.Minute),
+				value: *apd.New(int64(i), 0), factor: 1})
+		}
+	}
+	write(t, st, rs)
+	materialized := day0.Add(4*24*time.Hour + 6*time.Hour)
+	require.NoError(t, st.MoveRollupThreshold(ctx, materialized))
+	_, err := st.MaterializeRollups(ctx, 24*time.Hour)
+	require.NoError(t, err)
+
+	var seriesID, deviceID string
+	require.NoError(t, conn.QueryRow(ctx, `SELECT id::text FROM meter_reading_series WHERE key = $1`, ser).Scan(&seriesID))
+	require.NoError(t, conn.QueryRow(ctx, `SELECT id::text FROM meter_devices WHERE key = $1`, keys["utc"]).Scan(&deviceID))
+
+	explain := func(sql string) string {
+		rows, _ := conn.Query(ctx, "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) "+sql)
+		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		require.NoError(t, err)
+		return strings.Join(lines, "\n")
+	}
+	// The hourly live part starts an hour before the point (each first reading's step):
+	// it may read the chunks of days 4 and 5 only; the four before are excluded.
+	excluded := regexp.MustCompile(`ChunkAppend\) on meter_readings .*\n\s+Chunks excluded during startup: (\d+)`)
+	for q, least := range map[string]int{
+		`SELECT bucket, avg_value FROM amrd_read.series_rollups_hourly WHERE series_id = '` + seriesID + `'`:                4,
+		`SELECT bucket, consumption FROM amrd_read.meter_reading_rollups_hourly WHERE series_id = '` + seriesID + `'`:       4,
+		`SELECT bucket, consumption FROM amrd_read.meter_reading_rollups_hourly WHERE meter_device_id = '` + deviceID + `'`: 4,
+		// Live days start two days before the point, and their raw part a day before that.
+		`SELECT day, consumption FROM amrd_read.meter_reading_rollups_daily WHERE series_id = '` + seriesID + `'`: 1,
+	} {
+		plan := explain(q)
+		m := excluded.FindAllStringSubmatch(plan, -1)
+		require.NotEmpty(t, m, "no readings chunk excluded at startup:\n%s", plan)
+		for _, x := range m {
+			n, _ := strconv.Atoi(x[1])
+			require.GreaterOrEqual(t, n, least, "%s\n%s", q, plan)
+		}
+		require.NotRegexp(t, `_hyper_1_1_chunk\b`, plan, "the first day's chunk is read:\n%s", plan)
+	}
+
+	// And the views still give every reading: materialized hours plus live ones.
+	var n int64
+	require.NoError(t, conn.QueryRow(ctx, `SELECT sum(count) FROM amrd_read.series_rollups_hourly WHERE series_id = $1`, seriesID).Scan(&n))
+	require.Equal(t, int64(len(rs)), n)
+	storetest.Exec(t, url, `SELECT 1`) // the database is still usable after the plans
+}
