@@ -72,8 +72,9 @@ func queryBool(c *fiber.Ctx, errs FieldErrors, name string) bool {
 
 // createReading answers POST /v1/metering/meter-readings: one reading by device and
 // series ids, through the same pipeline (validation, CT/VT, idempotency) as
-// new-meter-readings, with the keys its ids resolve to (no name lookup, no staging). Its timestamp must carry a UTC offset (RFC 3339). A re-send of a
-// stored reading answers 201 with it; a different value for a stored key is a 409.
+// new-meter-readings, by the keys its ids resolve to (no names to look up again, no
+// staging). Its timestamp must carry a UTC offset (RFC 3339). A re-send of a stored
+// reading answers 201 with it; a different value for a stored key is a 409.
 func (s *Server) createReading(c *fiber.Ctx) error {
 	if s.ingest == nil {
 		return errStatus(fiber.StatusServiceUnavailable, "Reading ingestion is not running.")

@@ -60,33 +60,29 @@ func (f *fakeWriter) DeviceRefs(_ context.Context, names []string) (map[string]s
 	out := map[string]store.DeviceRef{}
 	for _, n := range names {
 		if d, ok := f.devices[n]; ok {
-			typ := fakeType(f.typeOf(n))
-			out[n] = store.DeviceRef{Key: d.Key, ID: d.ID, OrganizationID: d.OrganizationID, TypeID: &typ, CTRatio: d.CTRatio, VTRatio: d.VTRatio}
+			out[n] = f.ref(n, d)
 		}
 	}
 	return out, nil
 }
 
+func (f *fakeWriter) ref(name string, d store.DeviceInfo) store.DeviceRef {
+	typ := fakeType(f.typeOf(name))
+	return store.DeviceRef{Key: d.Key, ID: d.ID, OrganizationID: d.OrganizationID, TypeID: &typ, CTRatio: d.CTRatio, VTRatio: d.VTRatio}
+}
+
 // DeviceRefsByKey finds devices by key as DeviceRefs does by name.
-func (f *fakeWriter) DeviceRefsByKey(ctx context.Context, keys []int32) (map[int32]store.DeviceRef, error) {
-	var names []string
+func (f *fakeWriter) DeviceRefsByKey(_ context.Context, keys []int32) (map[int32]store.DeviceRef, error) {
 	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.keyLookups++
+	out := map[int32]store.DeviceRef{}
 	for n, d := range f.devices {
 		if slices.Contains(keys, d.Key) {
-			names = append(names, n)
+			out[d.Key] = f.ref(n, d)
 		}
 	}
-	f.mu.Unlock()
-	byName, err := f.DeviceRefs(ctx, names)
-	f.mu.Lock()
-	f.lookups--
-	f.mu.Unlock()
-	out := map[int32]store.DeviceRef{}
-	for _, d := range byName {
-		out[d.Key] = d
-	}
-	return out, err
+	return out, nil
 }
 
 func (f *fakeWriter) TypeConfigs(_ context.Context, ids []uuid.UUID) (map[uuid.UUID]store.TypeConfig, error) {
@@ -610,6 +606,7 @@ func TestResolvedKeys(t *testing.T) {
 	require.Equal(t, "2x2µs", w.stored[[3]int64{1, 11, time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC).UnixMicro()}], "factor 100 x 20")
 	require.Empty(t, w.staged)
 	require.Equal(t, 1, w.keyLookups)
+	require.Equal(t, 1, w.lookups, "the name of reading 4 only")
 	w.mu.Unlock()
 
 	// Another organization's device, by key, is unknown to its submitter.
