@@ -13,7 +13,7 @@ import (
 
 // Ingester takes readings into the write pipeline; *ingest.Pipeline satisfies it.
 type Ingester interface {
-	Submit(ctx context.Context, sc store.Scope, readings []ingest.Reading, index []int) (ingest.Report, error)
+	Submit(ctx context.Context, sc store.Scope, req *ingest.Request) (ingest.Report, error)
 }
 
 // newMeterReadings answers POST /v1/metering/new-meter-readings: one reading object or
@@ -31,16 +31,15 @@ func (s *Server) newMeterReadings(c *fiber.Ctx) error {
 	if err := checkJSON(c); err != nil {
 		return err
 	}
-	good, index, bad, err := ingest.Decode(c.Body(), s.cfg.MaxReadingsPerRequest)
+	req, err := ingest.Decode(c.Body(), s.cfg.MaxReadingsPerRequest)
 	var re *ingest.RequestError
 	if errors.As(err, &re) {
 		return errStatus(fiber.StatusBadRequest, re.Msg)
 	}
-	rep, err := s.ingest.Submit(c.UserContext(), writeScope(p), good, index)
+	rep, err := s.ingest.Submit(c.UserContext(), writeScope(p), req)
 	if err != nil {
 		return ingestError(err)
 	}
-	rep.Rejected = ingest.MergeRejected(bad, rep.Rejected)
 	status := fiber.StatusCreated
 	if rep.Accepted+rep.Staged+rep.Duplicates == 0 {
 		status = fiber.StatusBadRequest

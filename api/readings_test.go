@@ -241,3 +241,61 @@ func TestStagedReadingsAndPromotion(t *testing.T) {
 	r = e.do("DELETE", path+"/"+id, e.token(), nil)
 	require.Equal(t, 404, r.status, "promoted, so no longer staged")
 }
+
+// TestMeterReadingsByIDRules pins what the by-id route says when the ids do not make a
+// reading that may be written: each answer's exact field and message, for staff and for
+// JWT users of one organization.
+func TestMeterReadingsByIDRules(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	f := meterFleet(t, e)
+	const path = "/v1/metering/meter-readings"
+	mk := func(path string, body map[string]any) string {
+		r := e.do("POST", path, e.token(), body)
+		require.Equal(t, 201, r.status, "%s: %s", path, r.body)
+		return r.json(t)["id"].(string)
+	}
+	a, b := e.orgA.ID.String(), e.orgB.ID.String()
+	other := mk("/v1/metering/meter-reading-series", map[string]any{"organization": a, "name": "9.9.9", "unit": "kWh"})
+	seriesB := mk("/v1/metering/meter-reading-series", map[string]any{"organization": b, "name": "1.8.0", "unit": "kWh"})
+	bareType := mk("/v1/metering/meter-device-types", map[string]any{"organization": a, "name": "bare", "manufacturer": "m", "manufacturer_model": "mm"})
+	bare := mk("/v1/metering/meter-devices", map[string]any{"organization": a, "name": "m-bare", "protocol": "mbus", "type": bareType})
+	reading := func(dev, series, ts string) map[string]any {
+		return map[string]any{"meter_device": dev, "series": series, "timestamp": ts, "value": "2"}
+	}
+	for name, tc := range map[string]struct {
+		auth   string
+		body   map[string]any
+		status int
+		want   string // the JSON answer, when not 201
+	}{
+		"series of another organization": {e.token(), reading(f.dev, seriesB, "2026-11-26T10:00:00Z"), 400,
+			`{"series":["Invalid pk \"` + seriesB + `\" - object does not exist."]}`},
+		"series not in the device's config": {e.token(), reading(f.dev, other, "2026-11-26T10:00:00Z"), 400,
+			`{"series":["Series \"9.9.9\" is not allowed for meter device \"m-a1\": its config allows \"1.8.0\", \"2.8.0\"."]}`},
+		"device without config": {e.token(), reading(bare, f.s1, "2026-11-26T10:00:00Z"), 400,
+			`{"meter_device":["Meter device \"m-bare\" has no config (device type with a config): its allowed series are unknown, so its readings cannot be validated."]}`},
+		"unknown series": {e.token(), reading(f.dev, "6f1c2a0e-0000-4000-8000-000000000000", "2026-11-26T10:00:00Z"), 400,
+			`{"series":["Invalid pk \"6f1c2a0e-0000-4000-8000-000000000000\" - object does not exist."]}`},
+		"another organization's device, for its editor": {e.jwtFor(e.both, &e.orgB.ID), reading(f.dev, f.s1, "2026-11-26T10:00:00Z"), 400,
+			`{"meter_device":["Invalid pk \"` + f.dev + `\" - object does not exist."]}`},
+		"a viewer":                           {e.jwtFor(e.viewer, nil), reading(f.dev, f.s1, "2026-11-26T10:00:00Z"), 403, ""},
+		"the device's organization's editor": {e.jwtFor(e.editor, nil), reading(f.dev, f.s2, "2026-11-26T10:00:00Z"), 201, ""},
+		"staff, a CT series":                 {e.token(), reading(f.dev, f.s1, "2026-11-26T10:00:00Z"), 201, ""},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := e.do("POST", path, tc.auth, tc.body)
+			require.Equal(t, tc.status, r.status, "body: %s", r.body)
+			if tc.want != "" {
+				require.JSONEq(t, tc.want, string(r.body))
+			}
+		})
+	}
+	var factors string
+	storetest.QueryRow(t, e.db, `SELECT string_agg(s.name || '=' || r.factor, ',' ORDER BY s.name) FROM meter_readings r
+		JOIN meter_reading_series s ON s.key = r.series_key`, &factors)
+	require.Equal(t, "1.8.0=50,2.8.0=1", factors, "the CT ratio applies to the series affected by it, only")
+	var staged int
+	storetest.QueryRow(t, e.db, `SELECT count(*)::int FROM staged_meter_readings`, &staged)
+	require.Zero(t, staged, "the by-id route never stages")
+}

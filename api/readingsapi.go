@@ -18,7 +18,7 @@ type readingStore interface {
 	GetReading(context.Context, store.Scope, int64) (store.MeterReading, error)
 	ReadingAt(ctx context.Context, device, series uuid.UUID, ts time.Time) (store.MeterReading, error)
 	DeleteReading(context.Context, store.Scope, int64) error
-	ReadingNames(ctx context.Context, sc store.Scope, device, series uuid.UUID) (string, string, *uuid.UUID, error)
+	ReadingTarget(ctx context.Context, sc store.Scope, device, series uuid.UUID) (store.ReadingTarget, error)
 
 	ListStaged(context.Context, store.StagedFilter, store.Page) ([]store.StagedReading, int, error)
 	GetStaged(context.Context, int64) (store.StagedReading, error)
@@ -72,8 +72,9 @@ func queryBool(c *fiber.Ctx, errs FieldErrors, name string) bool {
 
 // createReading answers POST /v1/metering/meter-readings: one reading by device and
 // series ids, through the same pipeline (validation, CT/VT, idempotency) as
-// new-meter-readings. Its timestamp must carry a UTC offset (RFC 3339). A re-send of a
-// stored reading answers 201 with it; a different value for a stored key is a 409.
+// new-meter-readings, by the keys its ids resolve to (no names to look up again, no
+// staging). Its timestamp must carry a UTC offset (RFC 3339). A re-send of a stored
+// reading answers 201 with it; a different value for a stored key is a 409.
 func (s *Server) createReading(c *fiber.Ctx) error {
 	if s.ingest == nil {
 		return errStatus(fiber.StatusServiceUnavailable, "Reading ingestion is not running.")
@@ -107,11 +108,14 @@ func (s *Server) createReading(c *fiber.Ctx) error {
 		return err
 	}
 	sc := writeScope(p)
-	r.Device, r.Series, _, err = s.st.ReadingNames(c.UserContext(), sc, dev, series)
+	at, err := s.st.ReadingTarget(c.UserContext(), sc, dev, series)
 	if err != nil {
 		return err
 	}
-	rep, err := s.ingest.Submit(c.UserContext(), sc, []ingest.Reading{r}, []int{0})
+	r.Device, r.Series = at.DeviceName, at.SeriesName // for the messages
+	var req ingest.Request
+	req.AddResolved(r, at.DeviceKey, at.SeriesKey)
+	rep, err := s.ingest.Submit(c.UserContext(), sc, &req)
 	if err != nil {
 		return ingestError(err)
 	}

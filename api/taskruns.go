@@ -330,31 +330,28 @@ func (s *Server) ingestRunReadings(ctx context.Context, sc store.Scope, device s
 	if err != nil {
 		return rep, err
 	}
-	good, index, bad, err := ingest.Decode(raw, len(items))
+	req, err := ingest.Decode(raw, len(items))
 	var re *ingest.RequestError
 	if errors.As(err, &re) { // not expected: the items are a non-empty array of JSON values
 		return rep, FieldErrors{"readings": {re.Msg}}
 	}
-	var other []ingest.ItemError
-	mine, mineIndex := good[:0], index[:0]
-	for i, r := range good {
-		if r.Device != device {
-			other = append(other, ingest.ItemError{Index: index[i], Errors: map[string][]string{"meter_device_name": {
-				"This reading is for meter device \"" + r.Device + "\"; this run reads \"" + device + "\": leave the name out or send the run's."}}})
-			continue
+	req.Refuse(func(r *ingest.Reading) *ingest.ItemError {
+		if r.Device == device {
+			return nil
 		}
-		mine, mineIndex = append(mine, r), append(mineIndex, index[i])
-	}
-	bad = ingest.MergeRejected(bad, other)
-	if len(mine) > 0 {
-		if s.ingest == nil {
+		return &ingest.ItemError{Errors: map[string][]string{"meter_device_name": {
+			"This reading is for meter device \"" + r.Device + "\"; this run reads \"" + device + "\": leave the name out or send the run's."}}}
+	})
+	if s.ingest == nil {
+		if len(req.Readings()) > 0 {
 			return rep, errStatus(fiber.StatusServiceUnavailable, "Reading ingestion is not running.")
 		}
-		if rep, err = s.ingest.Submit(ctx, sc, mine, mineIndex); err != nil {
-			return rep, ingestError(err)
-		}
+		return ingest.Report{Rejected: req.Merge(nil)}, nil
 	}
-	rep.Rejected = ingest.MergeRejected(bad, rep.Rejected)
+	rep, err = s.ingest.Submit(ctx, sc, req)
+	if err != nil {
+		return rep, ingestError(err)
+	}
 	return rep, nil
 }
 

@@ -94,14 +94,15 @@ type fakeIngester struct {
 	subs *[][]ingest.Reading
 }
 
-func (f fakeIngester) Submit(_ context.Context, _ store.Scope, rs []ingest.Reading, _ []int) (ingest.Report, error) {
+func (f fakeIngester) Submit(_ context.Context, _ store.Scope, req *ingest.Request) (ingest.Report, error) {
+	rs := req.Readings()
 	if f.subs != nil {
 		*f.subs = append(*f.subs, rs)
 	}
 	if f.err != nil {
 		return ingest.Report{}, f.err
 	}
-	return ingest.Report{Accepted: len(rs), Rejected: []ingest.ItemError{}}, nil
+	return ingest.Report{Accepted: len(rs), Rejected: req.Merge(nil)}, nil
 }
 
 // runCase is one request to a run route and what it must answer.

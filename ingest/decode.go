@@ -41,20 +41,6 @@ type ItemError struct {
 	Reason string              `json:"-"`
 }
 
-// MergeRejected merges two lists of rejections ordered by index into one: those of
-// decoding and those of the pipeline.
-func MergeRejected(a, b []ItemError) []ItemError {
-	out := make([]ItemError, 0, len(a)+len(b))
-	for len(a) > 0 && len(b) > 0 {
-		if a[0].Index < b[0].Index {
-			out, a = append(out, a[0]), a[1:]
-		} else {
-			out, b = append(out, b[0]), b[1:]
-		}
-	}
-	return append(append(out, a...), b...)
-}
-
 // RequestError rejects a whole request (not JSON, wrong shape, too many items).
 type RequestError struct{ Msg string }
 
@@ -80,66 +66,72 @@ type wireReading struct {
 
 // Decode reads a new-meter-readings body: one object or an array of objects with
 // meter_device_name (or meter), series_name (or series), timestamp and value. It returns
-// the good readings with their positions in the request, and an ItemError for each bad
-// one. A body that is not JSON, not an object or array of objects' shape, empty, or
-// longer than maxItems is a *RequestError.
-func Decode(body []byte, maxItems int) (good []Reading, index []int, bad []ItemError, err error) {
+// the request: the good readings, and an ItemError for each bad item, at their
+// positions. A body that is not JSON, not an object or array of objects' shape, empty,
+// or longer than maxItems is a *RequestError.
+func Decode(body []byte, maxItems int) (*Request, error) {
 	body = bytes.TrimSpace(body)
-	if good, index, bad, ok := decodeFast(body, maxItems); ok {
-		return good, index, bad, nil
+	if q, ok := decodeFast(body, maxItems); ok {
+		return q, nil
 	}
 	return decodeGeneral(body, maxItems)
 }
 
 // decodeGeneral is Decode for any body, with encoding/json: the whole body, then each
 // item again.
-func decodeGeneral(body []byte, maxItems int) (good []Reading, index []int, bad []ItemError, err error) {
+func decodeGeneral(body []byte, maxItems int) (*Request, error) {
 	if len(body) == 0 {
-		return nil, nil, nil, &RequestError{"The request body is empty: send one reading object or an array of them."}
+		return nil, &RequestError{"The request body is empty: send one reading object or an array of them."}
 	}
 	var items []json.RawMessage
 	switch body[0] {
 	case '[':
 		if err := json.Unmarshal(body, &items); err != nil {
-			return nil, nil, nil, &RequestError{"JSON parse error: the request body is not a valid JSON array."}
+			return nil, &RequestError{"JSON parse error: the request body is not a valid JSON array."}
 		}
 	case '{':
 		if !json.Valid(body) {
-			return nil, nil, nil, &RequestError{"JSON parse error: the request body is not a valid JSON object."}
+			return nil, &RequestError{"JSON parse error: the request body is not a valid JSON object."}
 		}
 		items = []json.RawMessage{body}
 	default:
 		if !json.Valid(body) {
-			return nil, nil, nil, &RequestError{"JSON parse error: the request body is not valid JSON."}
+			return nil, &RequestError{"JSON parse error: the request body is not valid JSON."}
 		}
-		return nil, nil, nil, &RequestError{"Expected a reading object or an array of reading objects."}
+		return nil, &RequestError{"Expected a reading object or an array of reading objects."}
 	}
 	if len(items) == 0 {
-		return nil, nil, nil, &RequestError{"The array is empty: send at least one reading."}
+		return nil, &RequestError{"The array is empty: send at least one reading."}
 	}
 	if len(items) > maxItems {
-		return nil, nil, nil, &RequestError{fmt.Sprintf("Too many readings in one request: %d, at most %d.", len(items), maxItems)}
+		return nil, &RequestError{fmt.Sprintf("Too many readings in one request: %d, at most %d.", len(items), maxItems)}
 	}
-	good = make([]Reading, 0, len(items))
-	index = make([]int, 0, len(items))
-	for i, raw := range items {
+	q := newRequest(len(items))
+	for _, raw := range items {
 		if !utf8.Valid(raw) {
 			// encoding/json would replace the bytes that are not UTF-8 with U+FFFD, and
 			// a device or series name would then be one the client never sent (and be
 			// staged under it). decodeFast takes no such item.
-			bad = append(bad, ItemError{Index: i, Errors: map[string][]string{"non_field_errors": {"Invalid data: the item is not valid UTF-8."}}, Reason: "bad_utf8"})
+			q.Reject(ItemError{Errors: map[string][]string{"non_field_errors": {"Invalid data: the item is not valid UTF-8."}}, Reason: "bad_utf8"})
 			continue
 		}
-		r, e := decodeItem(raw)
-		if e != nil {
-			e.Index = i
-			bad = append(bad, *e)
-			continue
-		}
-		good = append(good, r)
-		index = append(index, i)
+		q.take(decodeItem(raw))
 	}
-	return good, index, bad, nil
+	return q, nil
+}
+
+// newRequest makes a request sized for n readings.
+func newRequest(n int) *Request {
+	return &Request{readings: make([]Reading, 0, n), index: make([]int, 0, n)}
+}
+
+// take takes the next position with a decoded item: the reading, or its rejection.
+func (q *Request) take(r Reading, e *ItemError) {
+	if e != nil {
+		q.Reject(*e)
+		return
+	}
+	q.Add(r)
 }
 
 // decodeFast decodes, in one pass over the body, the shape collectors send: one object or
@@ -149,31 +141,23 @@ func decodeGeneral(body []byte, maxItems int) (good []Reading, index []int, bad 
 // syntax error, an escape, another key or type, an empty or too long array), and Decode
 // then takes the general path, which says what is wrong; for what it accepts, it returns
 // exactly what decodeGeneral does (FuzzDecode checks this).
-func decodeFast(body []byte, maxItems int) (good []Reading, index []int, bad []ItemError, ok bool) {
+func decodeFast(body []byte, maxItems int) (*Request, bool) {
 	d := fastDecoder{b: body}
 	one := len(body) > 0 && body[0] == '{'
 	if !one && !d.byte('[') {
-		return nil, nil, nil, false
+		return nil, false
 	}
 	// Items are about 100 bytes: size the slices once for a typical request.
-	n := max(min(len(body)/100, maxItems), 1)
-	good, index = make([]Reading, 0, n), make([]int, 0, n)
+	q := newRequest(max(min(len(body)/100, maxItems), 1))
 	for i := 0; ; i++ {
 		if i >= maxItems {
-			return nil, nil, nil, false
+			return nil, false
 		}
 		f, ok := d.object()
 		if !ok {
-			return nil, nil, nil, false
+			return nil, false
 		}
-		r, e := f.Parse()
-		if e != nil {
-			e.Index = i
-			bad = append(bad, *e)
-		} else {
-			good = append(good, r)
-			index = append(index, i)
-		}
+		q.take(f.Parse())
 		if one {
 			break
 		}
@@ -182,14 +166,14 @@ func decodeFast(body []byte, maxItems int) (good []Reading, index []int, bad []I
 			break
 		}
 		if !d.byte(',') {
-			return nil, nil, nil, false
+			return nil, false
 		}
 	}
 	d.space()
 	if d.i != len(d.b) {
-		return nil, nil, nil, false
+		return nil, false
 	}
-	return good, index, bad, true
+	return q, true
 }
 
 // fastDecoder is decodeFast's position in the body.

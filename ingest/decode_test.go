@@ -12,9 +12,19 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// decode is Decode, with the request's readings, their positions and its rejections
+// apart.
+func decode(body []byte, maxItems int) ([]Reading, []int, []ItemError, error) {
+	q, err := Decode(body, maxItems)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return q.readings, q.index, q.rejected, nil
+}
+
 func TestDecode(t *testing.T) {
 	t.Run("one object and the message-bus names", func(t *testing.T) {
-		good, idx, bad, err := Decode([]byte(`{"meter":"m1","series":"1.8.0","timestamp":"2026-11-26T10:15:00Z","value":"0012.3450"}`), 10)
+		good, idx, bad, err := decode([]byte(`{"meter":"m1","series":"1.8.0","timestamp":"2026-11-26T10:15:00Z","value":"0012.3450"}`), 10)
 		require.NoError(t, err)
 		require.Empty(t, bad)
 		require.Equal(t, []int{0}, idx)
@@ -34,7 +44,7 @@ func TestDecode(t *testing.T) {
 			{"meter_device_name":7,"series_name":"s","timestamp":"2026-11-26T10:15:00Z","value":1},
 			{"meter_device_name":"m1","series_name":"s","timestamp":"2026-11-26 10:15","value":"-0.000001"}
 		]`
-		good, idx, bad, err := Decode([]byte(body), 100)
+		good, idx, bad, err := decode([]byte(body), 100)
 		require.NoError(t, err)
 		require.Equal(t, []int{0, 7}, idx)
 		require.Equal(t, "1.5", good[0].Value.String())
@@ -52,7 +62,7 @@ func TestDecode(t *testing.T) {
 	t.Run("an item that is not UTF-8 is rejected, not read with U+FFFD", func(t *testing.T) {
 		body := "[{\"meter\":\"m\xff\",\"series\":\"s\",\"timestamp\":\"2026-11-26T10:15:00Z\",\"value\":1}," +
 			`{"meter":"m2","series":"s","timestamp":"2026-11-26T10:15:00Z","value":1}]`
-		good, idx, bad, err := Decode([]byte(body), 10)
+		good, idx, bad, err := decode([]byte(body), 10)
 		require.NoError(t, err)
 		require.Equal(t, []int{1}, idx)
 		require.Equal(t, "m2", good[0].Device)
@@ -72,7 +82,7 @@ func TestDecode(t *testing.T) {
 		"too many": `[{},{},{}]`, "broken array": `[{"a":1},`,
 	} {
 		t.Run("whole request refused: "+name, func(t *testing.T) {
-			_, _, _, err := Decode([]byte(body), 2)
+			_, _, _, err := decode([]byte(body), 2)
 			var re *RequestError
 			require.ErrorAs(t, err, &re)
 			require.NotEmpty(t, re.Msg)
@@ -121,7 +131,7 @@ func TestFieldsParse(t *testing.T) {
 }
 
 func TestDecodeReasons(t *testing.T) {
-	_, _, bad, err := Decode([]byte(`[5, {"meter":1}, {"meter":"m","series":"s","timestamp":"2026-11-26T10:15:00Z","value":null},
+	_, _, bad, err := decode([]byte(`[5, {"meter":1}, {"meter":"m","series":"s","timestamp":"2026-11-26T10:15:00Z","value":null},
 		{"meter":"m","series":"s","timestamp":"2026-11-26T10:15:00Z"}, {"meter":"m","series":"s","timestamp":"x","value":true}]`), 10)
 	require.NoError(t, err)
 	var reasons []string
@@ -134,13 +144,54 @@ func TestDecodeReasons(t *testing.T) {
 
 func TestMergeRejected(t *testing.T) {
 	e := func(i int) ItemError { return ItemError{Index: i} }
-	got := MergeRejected([]ItemError{e(0), e(3), e(4)}, []ItemError{e(1), e(2), e(5), e(6)})
+	got := mergeRejected([]ItemError{e(0), e(3), e(4)}, []ItemError{e(1), e(2), e(5), e(6)})
 	var idx []int
 	for _, g := range got {
 		idx = append(idx, g.Index)
 	}
 	require.Equal(t, []int{0, 1, 2, 3, 4, 5, 6}, idx)
-	require.Empty(t, MergeRejected(nil, nil))
+	require.Empty(t, mergeRejected(nil, nil))
+	require.NotNil(t, mergeRejected(nil, nil), "a report's rejected is a list, never null")
+}
+
+// TestRequest: positions follow the order of Add and Reject; Refuse moves readings to
+// the rejections at their positions; Merge interleaves the pipeline's rejections.
+func TestRequest(t *testing.T) {
+	var q Request
+	bad := func(field string) ItemError {
+		return ItemError{Errors: map[string][]string{field: {"no"}}, Reason: "bad_" + field}
+	}
+	q.Add(Reading{Device: "a"})               // 0
+	q.Reject(bad("value"))                    // 1
+	q.Add(Reading{Device: "b"})               // 2
+	q.AddResolved(Reading{Device: "c"}, 7, 8) // 3
+	q.Add(Reading{Device: "b"})               // 4
+	q.Reject(bad("timestamp"))                // 5
+	q.Add(Reading{Device: "d"})               // 6
+	require.Equal(t, []int{0, 2, 3, 4, 6}, q.index)
+	require.Equal(t, []keys{{}, {}, {7, 8}, {}, {}}, q.keys)
+
+	q.Refuse(func(r *Reading) *ItemError {
+		if r.Device == "b" {
+			e := bad("meter_device_name")
+			return &e
+		}
+		return nil
+	})
+	var devices []string
+	for i, r := range q.Readings() {
+		devices = append(devices, fmt.Sprintf("%s@%d", r.Device, q.Position(i)))
+	}
+	require.Equal(t, []string{"a@0", "c@3", "d@6"}, devices)
+	require.Equal(t, keys{7, 8}, q.key(1), "the keys follow their reading")
+	require.Equal(t, keys{}, q.key(2))
+
+	got := q.Merge([]ItemError{{Index: 3, Reason: "conflict"}})
+	var at []string
+	for _, e := range got {
+		at = append(at, fmt.Sprintf("%d:%s", e.Index, e.Reason))
+	}
+	require.Equal(t, []string{"1:bad_value", "2:bad_meter_device_name", "3:conflict", "4:bad_meter_device_name", "5:bad_timestamp"}, at)
 }
 
 func TestParseValue(t *testing.T) {
@@ -248,11 +299,13 @@ func FuzzDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		// The one-pass decoder, where it takes a body, answers as the general one.
 		trimmed := bytes.TrimSpace(body)
-		if fg, fi, fb, ok := decodeFast(trimmed, 1000); ok {
-			gg, gi, gb, err := decodeGeneral(trimmed, 1000)
+		if fq, ok := decodeFast(trimmed, 1000); ok {
+			gq, err := decodeGeneral(trimmed, 1000)
 			require.NoError(t, err, "decodeFast took a body the general decoder refuses")
-			require.Equal(t, gi, fi)
-			require.Equal(t, gb, fb)
+			require.Equal(t, gq.index, fq.index)
+			require.Equal(t, gq.rejected, fq.rejected)
+			require.Equal(t, gq.n, fq.n)
+			gg, fg := gq.readings, fq.readings
 			require.Equal(t, len(gg), len(fg))
 			for i := range gg {
 				require.Equal(t, gg[i].Device, fg[i].Device)
@@ -261,7 +314,7 @@ func FuzzDecode(f *testing.F) {
 				require.Equal(t, gg[i].Value.String(), fg[i].Value.String())
 			}
 		}
-		good, idx, bad, err := Decode(body, 1000)
+		good, idx, bad, err := decode(body, 1000)
 		if err != nil {
 			return
 		}
@@ -294,13 +347,13 @@ func BenchmarkDecode(b *testing.B) {
 		if n > 1 {
 			body = "[" + strings.TrimSuffix(strings.Repeat(item+",", n), ",") + "]"
 		}
-		for name, decode := range map[string]func([]byte, int) ([]Reading, []int, []ItemError, error){
+		for name, decode := range map[string]func([]byte, int) (*Request, error){
 			"fast": Decode, "general": decodeGeneral,
 		} {
 			b.Run(fmt.Sprintf("%s/%d", name, n), func(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {
-					if good, _, _, err := decode([]byte(body), 10_000); err != nil || len(good) != n {
+					if q, err := decode([]byte(body), 10_000); err != nil || len(q.Readings()) != n {
 						b.Fatal(err)
 					}
 				}

@@ -25,6 +25,7 @@ import (
 type Writer interface {
 	CatalogVersion(ctx context.Context) (int64, error)
 	DeviceRefs(ctx context.Context, names []string) (map[string]store.DeviceRef, error)
+	DeviceRefsByKey(ctx context.Context, keys []int32) (map[int32]store.DeviceRef, error)
 	TypeConfigs(ctx context.Context, typeIDs []uuid.UUID) (map[uuid.UUID]store.TypeConfig, error)
 	// WriteReadings writes a batch whose names were resolved at catalog version catalog
 	// (store.AnyCatalog: unchecked); a *store.StaleCatalogError means nothing was written.
@@ -127,12 +128,11 @@ type Report struct {
 
 // job is one request waiting for its batch to commit.
 type job struct {
-	scope    store.Scope // whose devices the submitter may write; staging needs all
-	readings []Reading
-	index    []int // each reading's position in the request
-	report   Report
-	err      error
-	done     chan struct{}
+	scope  store.Scope // whose devices the submitter may write; staging needs all
+	req    *Request
+	report Report // Rejected: the pipeline's rejections only, until Submit merges
+	err    error
+	done   chan struct{}
 }
 
 // Pipeline is the write pipeline. Submit hands it readings; Run flushes them.
@@ -169,22 +169,24 @@ func New(cfg Config, w Writer, log *slog.Logger, reg prometheus.Registerer) (*Pi
 	}, nil
 }
 
-// Submit queues readings (already decoded; index gives each one's position in the
-// request) and waits until they are committed, or rejected. The report's Rejected holds
-// only the readings that validation or conflicts turned away; the caller adds decoding
-// rejections. It fails with ErrOverloaded when no room frees up within EnqueueWait,
-// ErrClosed during shutdown, store.ErrUnavailable when the database stays down, or the
-// context's error; in each case nothing was acknowledged.
+// Submit queues a request's readings and waits until they are committed, or rejected.
+// The report's Rejected lists every item of the request that was not taken, in position
+// order: those the request refused already (decoding) and those that validation or
+// conflicts turned away. It fails with ErrOverloaded when no room frees up within
+// EnqueueWait, ErrClosed during shutdown, store.ErrUnavailable when the database stays
+// down, or the context's error; in each case nothing was acknowledged. The request is
+// the pipeline's until Submit returns (and, when ctx ends first, until its batch is
+// written): do not change it.
 //
 // scope limits the devices the submitter may write readings for: a device outside it is
 // rejected exactly as an unknown one, and only a submitter with every organization in
 // scope (staff) may stage readings for devices that do not exist yet, since staged
 // readings belong to no organization.
-func (p *Pipeline) Submit(ctx context.Context, scope store.Scope, readings []Reading, index []int) (Report, error) {
-	if len(readings) == 0 {
-		return Report{Rejected: []ItemError{}}, nil
+func (p *Pipeline) Submit(ctx context.Context, scope store.Scope, req *Request) (Report, error) {
+	if len(req.readings) == 0 {
+		return Report{Rejected: req.Merge(nil)}, nil
 	}
-	n := int64(len(readings))
+	n := int64(len(req.readings))
 	if n > int64(p.cfg.QueueReadings) {
 		return Report{}, fmt.Errorf("ingest: %d readings exceed the queue of %d: %w", n, p.cfg.QueueReadings, ErrOverloaded)
 	}
@@ -206,13 +208,18 @@ func (p *Pipeline) Submit(ctx context.Context, scope store.Scope, readings []Rea
 		p.room.Release(n)
 		return Report{}, ErrClosed
 	}
-	j := &job{scope: scope, readings: readings, index: index, done: make(chan struct{})}
+	j := &job{scope: scope, req: req, done: make(chan struct{})}
 	p.m.queued.Add(float64(n))
 	p.jobs <- j
 	p.mu.RUnlock()
 	select {
 	case <-j.done:
-		return j.report, j.err
+		if j.err != nil {
+			return Report{}, j.err
+		}
+		rep := j.report
+		rep.Rejected = req.Merge(rep.Rejected)
+		return rep, nil
 	case <-ctx.Done():
 		// The batch may still commit; the caller was not told so, and a re-send is
 		// absorbed as duplicates.
@@ -288,8 +295,8 @@ func (p *Pipeline) dispatch(batches chan<- []*job, done <-chan struct{}) {
 				// Whole jobs, at least one, up to BatchReadings readings.
 				m = 0
 				k := 0
-				for k < len(queued) && (k == 0 || m+len(queued[k].readings) <= p.cfg.BatchReadings) {
-					m += len(queued[k].readings)
+				for k < len(queued) && (k == 0 || m+len(queued[k].req.readings) <= p.cfg.BatchReadings) {
+					m += len(queued[k].req.readings)
 					k++
 				}
 				batch = queued[:k:k]
@@ -331,7 +338,7 @@ func (p *Pipeline) dispatch(batches chan<- []*job, done <-chan struct{}) {
 				waiting = true
 			}
 			queued = append(queued, j)
-			n += len(j.readings)
+			n += len(j.req.readings)
 		case <-expired:
 			waiting = false
 		case <-done:
@@ -346,7 +353,7 @@ func (p *Pipeline) dispatch(batches chan<- []*job, done <-chan struct{}) {
 func (p *Pipeline) flush(batch []*job) {
 	n := 0
 	for _, j := range batch {
-		n += len(j.readings)
+		n += len(j.req.readings)
 	}
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -367,8 +374,8 @@ func (p *Pipeline) flush(batch []*job) {
 			j.err = err
 		}
 		if j.err != nil {
-			p.m.failed.Add(float64(len(j.readings)))
-			p.log.Error("readings not written", "readings", len(j.readings), "err", j.err)
+			p.m.failed.Add(float64(len(j.req.readings)))
+			p.log.Error("readings not written", "readings", len(j.req.readings), "err", j.err)
 		}
 		close(j.done)
 	}

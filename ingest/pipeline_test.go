@@ -33,6 +33,7 @@ type fakeWriter struct {
 	staged      []store.StagedRow
 	batches     []int             // rows per WriteReadings call
 	lookups     int               // DeviceRefs calls
+	keyLookups  int               // DeviceRefsByKey calls
 	typeLookups int               // TypeConfigs calls
 	sharedType  map[string]string // device name -> type name, for devices sharing a type
 	versions    int               // CatalogVersion calls
@@ -59,8 +60,26 @@ func (f *fakeWriter) DeviceRefs(_ context.Context, names []string) (map[string]s
 	out := map[string]store.DeviceRef{}
 	for _, n := range names {
 		if d, ok := f.devices[n]; ok {
-			typ := fakeType(f.typeOf(n))
-			out[n] = store.DeviceRef{Key: d.Key, ID: d.ID, OrganizationID: d.OrganizationID, TypeID: &typ, CTRatio: d.CTRatio, VTRatio: d.VTRatio}
+			out[n] = f.ref(n, d)
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeWriter) ref(name string, d store.DeviceInfo) store.DeviceRef {
+	typ := fakeType(f.typeOf(name))
+	return store.DeviceRef{Key: d.Key, ID: d.ID, OrganizationID: d.OrganizationID, TypeID: &typ, CTRatio: d.CTRatio, VTRatio: d.VTRatio}
+}
+
+// DeviceRefsByKey finds devices by key as DeviceRefs does by name.
+func (f *fakeWriter) DeviceRefsByKey(_ context.Context, keys []int32) (map[int32]store.DeviceRef, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.keyLookups++
+	out := map[int32]store.DeviceRef{}
+	for n, d := range f.devices {
+		if slices.Contains(keys, d.Key) {
+			out[d.Key] = f.ref(n, d)
 		}
 	}
 	return out, nil
@@ -151,6 +170,15 @@ func newPipeline(t *testing.T, w Writer, cfg Config) (*Pipeline, func()) {
 	return p, func() { cancel(); <-done }
 }
 
+// request makes a request of readings, at positions 0, 1, ...
+func request(rs ...Reading) *Request {
+	var q Request
+	for _, r := range rs {
+		q.Add(r)
+	}
+	return &q
+}
+
 func reading(t *testing.T, dev, series, ts, value string) Reading {
 	t.Helper()
 	st, err := ParseStamp(ts)
@@ -176,8 +204,7 @@ func TestValidationAndOutcomes(t *testing.T) {
 		reading(t, "m1", "1.8.0", "2026-11-26T10:00:00Z", "1.50"), // 7 same key again, same value
 		reading(t, "m1", "1.8.0", "2026-11-26T10:00:00Z", "9"),    // 8 same key again, other value
 	}
-	idx := []int{0, 1, 2, 3, 4, 5, 6, 7, 8}
-	rep, err := p.Submit(context.Background(), store.AllOrgs, rs, idx)
+	rep, err := p.Submit(context.Background(), store.AllOrgs, request(rs...))
 	require.NoError(t, err)
 	require.Equal(t, 3, rep.Accepted)
 	require.Equal(t, 1, rep.Staged)
@@ -203,7 +230,7 @@ func TestValidationAndOutcomes(t *testing.T) {
 	w.mu.Unlock()
 
 	// A re-send is absorbed.
-	rep, err = p.Submit(context.Background(), store.AllOrgs, rs[:1], []int{0})
+	rep, err = p.Submit(context.Background(), store.AllOrgs, request(rs[:1]...))
 	require.NoError(t, err)
 	require.Equal(t, Report{Duplicates: 1, Rejected: []ItemError{}}, rep)
 }
@@ -215,12 +242,12 @@ func TestStagedOutcomes(t *testing.T) {
 	w.stagedAs = map[string]store.Outcome{"again": store.Duplicate, "other": store.Conflict}
 	p, stop := newPipeline(t, w, Config{})
 	defer stop()
-	rep, err := p.Submit(context.Background(), store.AllOrgs, []Reading{
+	rep, err := p.Submit(context.Background(), store.AllOrgs, request(
 		reading(t, "new", "1.8.0", "2026-11-26T10:00:00Z", "1"),
 		reading(t, "again", "1.8.0", "2026-11-26T10:00:00Z", "2"),
 		reading(t, "other", "1.8.0", "2026-11-26T10:00:00Z", "3"),
 		reading(t, "m1", "1.8.0", "2026-11-26T10:00:00Z", "4"),
-	}, []int{0, 1, 2, 3})
+	))
 	require.NoError(t, err)
 	require.Equal(t, 1, rep.Staged)
 	require.Equal(t, 1, rep.Duplicates)
@@ -237,7 +264,7 @@ func TestNameCacheFollowsCatalogVersion(t *testing.T) {
 	p, stop := newPipeline(t, w, Config{})
 	defer stop()
 	send := func() Report {
-		rep, err := p.Submit(context.Background(), store.AllOrgs, []Reading{reading(t, "m2", "1.8.0", "2026-11-26T10:00:00Z", "1")}, []int{0})
+		rep, err := p.Submit(context.Background(), store.AllOrgs, request(reading(t, "m2", "1.8.0", "2026-11-26T10:00:00Z", "1")))
 		require.NoError(t, err)
 		return rep
 	}
@@ -280,7 +307,7 @@ func TestDeviceTypesCachedApart(t *testing.T) {
 	p, stop := newPipeline(t, w, Config{})
 	defer stop()
 	for i := range 3 {
-		rep, err := p.Submit(context.Background(), store.AllOrgs, []Reading{reading(t, fmt.Sprintf("s%d", i), "1.8.0", "2026-11-26T10:00:00Z", "1")}, []int{0})
+		rep, err := p.Submit(context.Background(), store.AllOrgs, request(reading(t, fmt.Sprintf("s%d", i), "1.8.0", "2026-11-26T10:00:00Z", "1")))
 		require.NoError(t, err)
 		require.Equal(t, 1, rep.Accepted)
 	}
@@ -296,7 +323,7 @@ func TestStaleCatalogBoundedAttempts(t *testing.T) {
 	w := newFake()
 	p, stop := newPipeline(t, &movingCatalog{fakeWriter: w}, Config{})
 	defer stop()
-	rep, err := p.Submit(context.Background(), store.AllOrgs, []Reading{reading(t, "m1", "raw", "2026-11-26T10:00:00Z", "1")}, []int{0})
+	rep, err := p.Submit(context.Background(), store.AllOrgs, request(reading(t, "m1", "raw", "2026-11-26T10:00:00Z", "1")))
 	require.NoError(t, err)
 	require.Equal(t, 1, rep.Accepted)
 	w.mu.Lock()
@@ -329,7 +356,7 @@ func TestGroupCommitAndFlushDeadline(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				ts := time.Date(2026, 1, 1, 0, i, 0, 0, time.UTC).Format(time.RFC3339)
-				_, err := p.Submit(context.Background(), store.AllOrgs, []Reading{reading(t, "m1", "raw", ts, "1")}, []int{0})
+				_, err := p.Submit(context.Background(), store.AllOrgs, request(reading(t, "m1", "raw", ts, "1")))
 				require.NoError(t, err)
 				elapsed[i] = time.Since(start)
 			}()
@@ -345,12 +372,10 @@ func TestGroupCommitAndFlushDeadline(t *testing.T) {
 		// A full batch goes at once.
 		start = time.Now()
 		rs := make([]Reading, 100)
-		idx := make([]int, 100)
 		for i := range rs {
 			rs[i] = reading(t, "m1", "raw", time.Date(2026, 2, 1, 0, i, 0, 0, time.UTC).Format(time.RFC3339), "1")
-			idx[i] = i
 		}
-		rep, err := p.Submit(context.Background(), store.AllOrgs, rs, idx)
+		rep, err := p.Submit(context.Background(), store.AllOrgs, request(rs...))
 		require.NoError(t, err)
 		require.Equal(t, 100, rep.Accepted)
 		require.Zero(t, time.Since(start))
@@ -367,12 +392,10 @@ func TestGroupCommitWithoutWindow(t *testing.T) {
 			res := make(chan error, 1)
 			go func() {
 				rs := make([]Reading, n)
-				idx := make([]int, n)
 				for i := range rs {
 					rs[i] = reading(t, "m1", "raw", time.Date(2026, 1, 1, 0, from+i, 0, 0, time.UTC).Format(time.RFC3339), "1")
-					idx[i] = i
 				}
-				_, err := p.Submit(context.Background(), store.AllOrgs, rs, idx)
+				_, err := p.Submit(context.Background(), store.AllOrgs, request(rs...))
 				res <- err
 			}()
 			return res
@@ -417,12 +440,12 @@ func TestOverloaded(t *testing.T) {
 		defer stop()
 		results := make(chan error, 2)
 		go func() {
-			_, err := p.Submit(context.Background(), store.AllOrgs, []Reading{reading(t, "m1", "raw", "2026-01-01T00:00:00Z", "1"), reading(t, "m1", "raw", "2026-01-01T00:15:00Z", "1")}, []int{0, 1})
+			_, err := p.Submit(context.Background(), store.AllOrgs, request(reading(t, "m1", "raw", "2026-01-01T00:00:00Z", "1"), reading(t, "m1", "raw", "2026-01-01T00:15:00Z", "1")))
 			results <- err
 		}()
 		synctest.Wait() // the first request holds the whole queue, its write blocked
 		start := time.Now()
-		_, err := p.Submit(context.Background(), store.AllOrgs, []Reading{reading(t, "m1", "raw", "2026-01-01T00:30:00Z", "1")}, []int{0})
+		_, err := p.Submit(context.Background(), store.AllOrgs, request(reading(t, "m1", "raw", "2026-01-01T00:30:00Z", "1")))
 		require.ErrorIs(t, err, ErrOverloaded)
 		require.Equal(t, time.Second, time.Since(start), "waited EnqueueWait for room")
 		close(w.block)
@@ -436,14 +459,14 @@ func TestRetriesWhileTheDatabaseIsDown(t *testing.T) {
 		w.failures = []error{store.ErrUnavailable, store.ErrUnavailable}
 		p, stop := newPipeline(t, w, Config{FlushEvery: time.Millisecond})
 		defer stop()
-		rep, err := p.Submit(context.Background(), store.AllOrgs, []Reading{reading(t, "m1", "raw", "2026-01-01T00:00:00Z", "1")}, []int{0})
+		rep, err := p.Submit(context.Background(), store.AllOrgs, request(reading(t, "m1", "raw", "2026-01-01T00:00:00Z", "1")))
 		require.NoError(t, err)
 		require.Equal(t, 1, rep.Accepted)
 
 		w.mu.Lock()
 		w.failures = []error{store.ErrUnavailable, store.ErrUnavailable, store.ErrUnavailable, store.ErrUnavailable}
 		w.mu.Unlock()
-		_, err = p.Submit(context.Background(), store.AllOrgs, []Reading{reading(t, "m1", "raw", "2026-01-01T00:15:00Z", "1")}, []int{0})
+		_, err = p.Submit(context.Background(), store.AllOrgs, request(reading(t, "m1", "raw", "2026-01-01T00:15:00Z", "1")))
 		require.ErrorIs(t, err, store.ErrUnavailable, "bounded retries, then the error")
 	})
 }
@@ -460,7 +483,7 @@ func TestOneBadRequestDoesNotFailItsBatch(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_, errs[i] = p.Submit(context.Background(), store.AllOrgs, []Reading{reading(t, "m1", "raw", time.Date(2026, 1, 1, i, 0, 0, 0, time.UTC).Format(time.RFC3339), "1")}, []int{0})
+				_, errs[i] = p.Submit(context.Background(), store.AllOrgs, request(reading(t, "m1", "raw", time.Date(2026, 1, 1, i, 0, 0, 0, time.UTC).Format(time.RFC3339), "1")))
 			}()
 			synctest.Wait()
 		}
@@ -481,7 +504,7 @@ func TestShutdownFlushesWhatWasAccepted(t *testing.T) {
 		p, stop := newPipeline(t, w, Config{FlushEvery: time.Hour, BatchReadings: 1000})
 		res := make(chan error, 1)
 		go func() {
-			_, err := p.Submit(context.Background(), store.AllOrgs, []Reading{reading(t, "m1", "raw", "2026-01-01T00:00:00Z", "1")}, []int{0})
+			_, err := p.Submit(context.Background(), store.AllOrgs, request(reading(t, "m1", "raw", "2026-01-01T00:00:00Z", "1")))
 			res <- err
 		}()
 		synctest.Wait()
@@ -490,7 +513,7 @@ func TestShutdownFlushesWhatWasAccepted(t *testing.T) {
 		w.mu.Lock()
 		require.Len(t, w.stored, 1)
 		w.mu.Unlock()
-		_, err := p.Submit(context.Background(), store.AllOrgs, []Reading{reading(t, "m1", "raw", "2026-01-01T00:15:00Z", "1")}, []int{0})
+		_, err := p.Submit(context.Background(), store.AllOrgs, request(reading(t, "m1", "raw", "2026-01-01T00:15:00Z", "1")))
 		require.ErrorIs(t, err, ErrClosed)
 	})
 }
@@ -507,15 +530,92 @@ func TestSubmitterScope(t *testing.T) {
 		reading(t, "m1", "raw", "2026-01-01T00:00:00Z", "1"),
 		reading(t, "nobody-yet", "raw", "2026-01-01T00:00:00Z", "1"),
 	}
-	rep, err := p.Submit(context.Background(), store.OrgScope(orgY), rs, []int{0, 1})
+	rep, err := p.Submit(context.Background(), store.OrgScope(orgY), request(rs...))
 	require.NoError(t, err)
 	require.Zero(t, rep.Accepted+rep.Staged)
 	require.Len(t, rep.Rejected, 2)
 	require.Equal(t, []string{`Unknown meter device "m1".`}, rep.Rejected[0].Errors["meter_device_name"], "another organization's device reads as unknown")
 	require.Equal(t, []string{`Unknown meter device "nobody-yet".`}, rep.Rejected[1].Errors["meter_device_name"], "only staff stage")
 
-	rep, err = p.Submit(context.Background(), store.OrgScope(orgX), rs, []int{0, 1})
+	rep, err = p.Submit(context.Background(), store.OrgScope(orgX), request(rs...))
 	require.NoError(t, err)
 	require.Equal(t, 1, rep.Accepted)
 	require.Len(t, rep.Rejected, 1)
+}
+
+// TestSubmitMergesTheRequestsRejections: the report lists the items the request refused
+// itself and those the pipeline turned away, in position order.
+func TestSubmitMergesTheRequestsRejections(t *testing.T) {
+	w := newFake()
+	p, stop := newPipeline(t, w, Config{})
+	defer stop()
+	bad := ItemError{Errors: map[string][]string{"value": {"no"}}, Reason: "bad_value"}
+	var q Request
+	q.Add(reading(t, "m1", "raw", "2026-11-26T10:00:00Z", "1"))   // 0 accepted
+	q.Reject(bad)                                                 // 1 refused by the request
+	q.Add(reading(t, "m1", "9.9.9", "2026-11-26T10:00:00Z", "1")) // 2 series not allowed
+	q.Reject(bad)                                                 // 3 refused by the request
+	q.Add(reading(t, "m1", "raw", "2026-11-26T10:00:00Z", "2"))   // 4 conflicts with 0
+	rep, err := p.Submit(context.Background(), store.AllOrgs, &q)
+	require.NoError(t, err)
+	require.Equal(t, 1, rep.Accepted)
+	require.Equal(t, 1, rep.Conflicts)
+	var got []string
+	for _, e := range rep.Rejected {
+		got = append(got, fmt.Sprintf("%d:%s", e.Index, e.Reason))
+	}
+	require.Equal(t, []string{"1:bad_value", "2:series_not_allowed", "3:bad_value", "4:" + ReasonConflict}, got)
+
+	var none Request
+	none.Reject(bad)
+	rep, err = p.Submit(context.Background(), store.AllOrgs, &none)
+	require.NoError(t, err)
+	require.Equal(t, Report{Rejected: []ItemError{{Index: 0, Errors: bad.Errors, Reason: "bad_value"}}}, rep, "nothing to write: the request's own rejections")
+	rep, err = p.Submit(context.Background(), store.AllOrgs, &Request{})
+	require.NoError(t, err)
+	require.Equal(t, Report{Rejected: []ItemError{}}, rep)
+}
+
+// TestResolvedKeys: readings whose caller found their device and series by id are
+// validated by key as the others by name (config, CT/VT, organization), never staged,
+// and share the batch's row keys with readings sent by name.
+func TestResolvedKeys(t *testing.T) {
+	w := newFake()
+	org := uuid.New()
+	d := w.devices["m1"]
+	d.OrganizationID = &org
+	w.devices["m1"] = d
+	p, stop := newPipeline(t, w, Config{})
+	defer stop()
+	var q Request
+	q.AddResolved(reading(t, "m1", "2.8.0", "2026-11-26T10:00:00Z", "2"), 1, 11)    // 0 accepted, CT x VT
+	q.AddResolved(reading(t, "m1", "9.9.9", "2026-11-26T10:00:00Z", "2"), 1, 99)    // 1 series not in the config
+	q.AddResolved(reading(t, "gone", "2.8.0", "2026-11-26T10:00:00Z", "2"), 42, 11) // 2 no such device: not staged
+	q.AddResolved(reading(t, "bare", "2.8.0", "2026-11-26T10:00:00Z", "2"), 2, 11)  // 3 device without config
+	q.Add(reading(t, "m1", "2.8.0", "2026-11-26T10:00:00Z", "2"))                   // 4 the key of 0, by name: a duplicate
+	rep, err := p.Submit(context.Background(), store.AllOrgs, &q)
+	require.NoError(t, err)
+	require.Equal(t, 1, rep.Accepted)
+	require.Equal(t, 1, rep.Duplicates)
+	require.Zero(t, rep.Staged)
+	require.Len(t, rep.Rejected, 3)
+	require.Equal(t, map[string][]string{"series_name": {`Series "9.9.9" is not allowed for meter device "m1": its config allows "1.8.0", "2.8.0", "raw".`}}, rep.Rejected[0].Errors)
+	require.Equal(t, map[string][]string{"meter_device_name": {`Unknown meter device "gone".`}}, rep.Rejected[1].Errors)
+	require.Equal(t, "no_config", rep.Rejected[2].Reason)
+	w.mu.Lock()
+	require.Equal(t, "2x2µs", w.stored[[3]int64{1, 11, time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC).UnixMicro()}], "factor 100 x 20")
+	require.Empty(t, w.staged)
+	require.Equal(t, 1, w.keyLookups)
+	require.Equal(t, 1, w.lookups, "the name of reading 4 only")
+	w.mu.Unlock()
+
+	// Another organization's device, by key, is unknown to its submitter.
+	q = Request{}
+	q.AddResolved(reading(t, "m1", "1.8.0", "2026-11-26T10:00:00Z", "2"), 1, 10)
+	rep, err = p.Submit(context.Background(), store.OrgScope(uuid.New()), &q)
+	require.NoError(t, err)
+	require.Equal(t, []ItemError{{Index: 0, Errors: map[string][]string{"meter_device_name": {`Unknown meter device "m1".`}}, Reason: "unknown_device"}}, rep.Rejected)
+	rep, err = p.Submit(context.Background(), store.OrgScope(org), &q)
+	require.NoError(t, err)
+	require.Equal(t, 1, rep.Accepted, "its own organization's")
 }

@@ -141,11 +141,7 @@ func (c *nameCache) fill(version int64, devs []store.NamedDeviceRef, types map[u
 		if _, ok := c.devices[d.Name]; ok {
 			continue
 		}
-		var tc store.TypeConfig
-		if d.TypeID != nil {
-			tc = types[*d.TypeID]
-		}
-		info := d.Info(tc)
+		info := d.Info(types)
 		c.devices[d.Name] = &info
 	}
 	return true

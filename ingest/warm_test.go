@@ -66,11 +66,11 @@ func TestWarmCache(t *testing.T) {
 
 		// The four devices of lowest keys are cached: their readings need no lookup, and
 		// the CT factor comes from the cached device.
-		rep, err := p.Submit(context.Background(), store.AllOrgs, []Reading{
+		rep, err := p.Submit(context.Background(), store.AllOrgs, request(
 			reading(t, "m1", "1.8.0", "2026-11-26T10:00:00Z", "1"),
 			reading(t, "w3", "1.8.0", "2026-11-26T10:00:00Z", "2"),
 			reading(t, "w4", "1.8.0", "2026-11-26T10:00:00Z", "3"),
-		}, []int{0, 1, 2})
+		))
 		require.NoError(t, err)
 		require.Equal(t, 3, rep.Accepted)
 		lookups, _ = w.counts()
@@ -80,7 +80,7 @@ func TestWarmCache(t *testing.T) {
 		w.mu.Unlock()
 
 		// Beyond WarmDevices a device is looked up as before.
-		_, err = p.Submit(context.Background(), store.AllOrgs, []Reading{reading(t, "w7", "1.8.0", "2026-11-26T10:00:00Z", "4")}, []int{0})
+		_, err = p.Submit(context.Background(), store.AllOrgs, request(reading(t, "w7", "1.8.0", "2026-11-26T10:00:00Z", "4")))
 		require.NoError(t, err)
 		lookups, _ = w.counts()
 		require.Equal(t, 1, lookups)
@@ -93,7 +93,7 @@ func TestWarmCache(t *testing.T) {
 		d.CTRatio = 7
 		w.devices["w3"] = d
 		w.mu.Unlock()
-		_, err = p.Submit(context.Background(), store.AllOrgs, []Reading{reading(t, "m1", "1.8.0", "2026-11-26T11:00:00Z", "5")}, []int{0})
+		_, err = p.Submit(context.Background(), store.AllOrgs, request(reading(t, "m1", "1.8.0", "2026-11-26T11:00:00Z", "5")))
 		require.NoError(t, err)
 		time.Sleep(warmQuiet / 2)
 		synctest.Wait()
@@ -104,7 +104,7 @@ func TestWarmCache(t *testing.T) {
 		_, pages = w.counts()
 		require.Equal(t, []int32{0, 0}, pages)
 		lookups, _ = w.counts()
-		_, err = p.Submit(context.Background(), store.AllOrgs, []Reading{reading(t, "w3", "1.8.0", "2026-11-26T11:00:00Z", "6")}, []int{0})
+		_, err = p.Submit(context.Background(), store.AllOrgs, request(reading(t, "w3", "1.8.0", "2026-11-26T11:00:00Z", "6")))
 		require.NoError(t, err)
 		after, _ := w.counts()
 		require.Equal(t, lookups, after, "w3 was loaded again")

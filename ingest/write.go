@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -85,11 +86,7 @@ func (p *Pipeline) resolve(ctx context.Context, names map[string]struct{}, stale
 	if err != nil {
 		return 0, nil, err
 	}
-	ids := make([]*uuid.UUID, 0, len(refs))
-	for _, r := range refs {
-		ids = append(ids, r.TypeID)
-	}
-	types, newTypes, err := p.typeConfigs(ctx, v, ids)
+	types, newTypes, err := p.typeConfigs(ctx, v, typeIDs(refs))
 	if err != nil {
 		return 0, nil, err
 	}
@@ -104,11 +101,7 @@ func (p *Pipeline) resolve(ctx context.Context, names map[string]struct{}, stale
 	for _, n := range missing {
 		var d *store.DeviceInfo
 		if r, ok := refs[n]; ok {
-			var tc store.TypeConfig
-			if r.TypeID != nil {
-				tc = types[*r.TypeID]
-			}
-			info := r.Info(tc)
+			info := r.Info(types)
 			d = &info
 		}
 		out[n] = d
@@ -117,6 +110,39 @@ func (p *Pipeline) resolve(ctx context.Context, names map[string]struct{}, stale
 		}
 	}
 	return v, out, nil
+}
+
+// resolveKeys returns the devices of keys (readings whose caller resolved them by id,
+// AddResolved), with their types' configs at version. Such readings are the by-id
+// route's, one a request: their devices are looked up at each batch that has any, not
+// cached, and the write checks version for them as for the names.
+func (p *Pipeline) resolveKeys(ctx context.Context, version int64, keys map[int32]struct{}) (map[int32]*store.DeviceInfo, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	refs, err := p.w.DeviceRefsByKey(ctx, slices.Collect(maps.Keys(keys)))
+	if err != nil {
+		return nil, err
+	}
+	types, _, err := p.typeConfigs(ctx, version, typeIDs(refs))
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int32]*store.DeviceInfo, len(refs))
+	for k, r := range refs {
+		info := r.Info(types)
+		out[k] = &info
+	}
+	return out, nil
+}
+
+// typeIDs are the types of devices (nil: a device without type).
+func typeIDs[K comparable](devices map[K]store.DeviceRef) []*uuid.UUID {
+	ids := make([]*uuid.UUID, 0, len(devices))
+	for _, r := range devices {
+		ids = append(ids, r.TypeID)
+	}
+	return ids
 }
 
 // typeConfigs returns the configs of the types ids (nil: a device without type): from
@@ -165,11 +191,6 @@ func (p *Pipeline) zone(name string) (*time.Location, error) {
 	return loc, nil
 }
 
-type rowKey struct {
-	device, series int32
-	ts             int64
-}
-
 // ref points from a row of the write back to its job and reading.
 type ref struct {
 	job *job
@@ -190,9 +211,17 @@ const staleAttempts = 3
 // write resolves, validates and stores one batch, filling each job's report.
 func (p *Pipeline) write(ctx context.Context, batch []*job) error {
 	names := map[string]struct{}{}
+	var keys map[int32]struct{}
 	for _, j := range batch {
-		for i := range j.readings {
-			names[j.readings[i].Device] = struct{}{}
+		for i := range j.req.readings {
+			if k := j.req.key(i); k.device != 0 {
+				if keys == nil {
+					keys = map[int32]struct{}{}
+				}
+				keys[k.device] = struct{}{}
+			} else {
+				names[j.req.readings[i].Device] = struct{}{}
+			}
 		}
 	}
 	var stale *staleAt
@@ -201,7 +230,11 @@ func (p *Pipeline) write(ctx context.Context, batch []*job) error {
 		if err != nil {
 			return err
 		}
-		w := p.prepare(batch, devices)
+		byKey, err := p.resolveKeys(ctx, version, keys)
+		if err != nil {
+			return err
+		}
+		w := p.prepare(batch, devices, byKey)
 		check := version
 		if attempt == staleAttempts {
 			check = store.AnyCatalog
@@ -243,28 +276,37 @@ type rejection struct {
 	field, msg, reason string
 }
 
-// prepare validates the batch's readings against the resolved devices. It changes
-// nothing outside what it returns, so that a stale batch can be prepared again.
-func (p *Pipeline) prepare(batch []*job, devices map[string]*store.DeviceInfo) *prepared {
+// prepare validates the batch's readings against the resolved devices: by name, and
+// by key for the readings whose caller resolved them. It changes nothing outside what
+// it returns, so that a stale batch can be prepared again.
+func (p *Pipeline) prepare(batch []*job, devices map[string]*store.DeviceInfo, byKey map[int32]*store.DeviceInfo) *prepared {
 	n := 0
 	for _, j := range batch {
-		n += len(j.readings)
+		n += len(j.req.readings)
 	}
 	// Sized for the usual batch, where every reading becomes a row: growing these was a
 	// quarter of this function's time for 1,000-reading requests.
 	w := &prepared{rows: make([]store.ReadingRow, 0, n), refs: make([]ref, 0, n)}
-	first := make(map[rowKey]int, n) // key -> index in rows, to settle repeats inside the batch
+	first := make(map[store.ReadingKey]int, n) // key -> index in rows, to settle repeats inside the batch
 	reject := func(j *job, i int, field, msg, reason string) {
 		w.rejected = append(w.rejected, rejection{ref{j, i}, field, msg, reason})
 	}
 	for _, j := range batch {
-		for i := range j.readings {
-			r := &j.readings[i]
-			d := devices[r.Device]
+		for i := range j.req.readings {
+			r := &j.req.readings[i]
+			k := j.req.key(i)
+			var d *store.DeviceInfo
+			if k.device != 0 {
+				d = byKey[k.device]
+			} else {
+				d = devices[r.Device]
+			}
 			if d != nil && !j.scope.All && (d.OrganizationID == nil || !j.scope.Allows(*d.OrganizationID)) {
 				d = nil // another organization's device is unknown to this submitter
 			}
-			if d == nil && !j.scope.All {
+			// Only staff stage, and only readings named by their device: a key that is
+			// no device's is a device deleted since its caller found it.
+			if d == nil && (!j.scope.All || k.device != 0) {
 				reject(j, i, "meter_device_name", fmt.Sprintf("Unknown meter device %q.", r.Device), "unknown_device")
 				continue
 			}
@@ -282,17 +324,17 @@ func (p *Pipeline) prepare(batch []*job, devices map[string]*store.DeviceInfo) *
 				w.stagedRefs = append(w.stagedRefs, ref{j, i})
 				continue
 			}
-			row, field, msg, reason := p.validate(d, r)
+			row, field, msg, reason := p.validate(d, r, k.series)
 			if msg != "" {
 				reject(j, i, field, msg, reason)
 				continue
 			}
-			k := rowKey{row.DeviceKey, row.SeriesKey, row.Time.UnixNano()}
-			if at, dup := first[k]; dup {
+			rk := row.Key()
+			if at, dup := first[rk]; dup {
 				w.repeats = append(w.repeats, repeat{ref{j, i}, at})
 				continue
 			}
-			first[k] = len(w.rows)
+			first[rk] = len(w.rows)
 			w.rows = append(w.rows, row)
 			w.refs = append(w.refs, ref{j, i})
 		}
@@ -316,7 +358,7 @@ func (p *Pipeline) settleBatch(batch []*job, w *prepared, outcomes []store.Outco
 		// A key sent twice in one batch: the same value is a duplicate of the first,
 		// another value conflicts with it (whatever became of the first).
 		o := store.Duplicate
-		if w.rows[rp.row].Value.Cmp(&rp.job.readings[rp.i].Value) != 0 {
+		if w.rows[rp.row].Value.Cmp(&rp.job.req.readings[rp.i].Value) != 0 {
 			o = store.Conflict
 		}
 		p.settle(rp.ref, o, false)
@@ -361,24 +403,28 @@ func (p *Pipeline) settle(r ref, o store.Outcome, staged bool) {
 		if staged {
 			msg = "A different value is already staged for this meter device name, series and timestamp; it was not overwritten."
 		}
-		r.job.report.Rejected = append(r.job.report.Rejected, ItemError{Index: r.job.index[r.i],
+		r.job.report.Rejected = append(r.job.report.Rejected, ItemError{Index: r.job.req.index[r.i],
 			Errors: map[string][]string{"value": {msg}}, Reason: ReasonConflict})
 	}
 }
 
 func (p *Pipeline) reject(j *job, i int, field, msg, reason string) {
-	j.report.Rejected = append(j.report.Rejected, ItemError{Index: j.index[i], Errors: map[string][]string{field: {msg}}, Reason: reason})
+	j.report.Rejected = append(j.report.Rejected, ItemError{Index: j.req.index[i], Errors: map[string][]string{field: {msg}}, Reason: reason})
 	p.m.rejected.WithLabelValues(reason).Inc()
 }
 
 // validate turns a reading of a known device into a row, or says why it is rejected
-// (field, message and a metric reason).
-func (p *Pipeline) validate(d *store.DeviceInfo, r *Reading) (row store.ReadingRow, field, msg, reason string) {
+// (field, message and a metric reason). The series is found by seriesKey when the caller
+// resolved it, else by name; messages quote the reading's names either way.
+func (p *Pipeline) validate(d *store.DeviceInfo, r *Reading, seriesKey int32) (row store.ReadingRow, field, msg, reason string) {
 	if !d.HasConfig {
 		return row, "meter_device_name", fmt.Sprintf("Meter device %q has no config (device type with a config): "+
 			"its allowed series are unknown, so its readings cannot be validated.", r.Device), "no_config"
 	}
 	s, ok := d.Series[r.Series]
+	if seriesKey != 0 {
+		s, ok = seriesByKey(d, seriesKey)
+	}
 	if !ok {
 		return row, "series_name", fmt.Sprintf("Series %q is not allowed for meter device %q: its config allows %s.",
 			r.Series, r.Device, allowed(d)), "series_not_allowed"
@@ -403,6 +449,17 @@ func (p *Pipeline) validate(d *store.DeviceInfo, r *Reading) (row store.ReadingR
 		factor *= d.VTRatio
 	}
 	return store.ReadingRow{DeviceKey: d.Key, SeriesKey: s.Key, Time: t, Value: r.Value, Factor: factor}, "", "", ""
+}
+
+// seriesByKey finds an allowed series of a device by its key (a config allows a few:
+// a scan of them costs less than keeping a second map for every config).
+func seriesByKey(d *store.DeviceInfo, key int32) (store.SeriesInfo, bool) {
+	for _, s := range d.Series {
+		if s.Key == key {
+			return s, true
+		}
+	}
+	return store.SeriesInfo{}, false
 }
 
 func allowed(d *store.DeviceInfo) string {

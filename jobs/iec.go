@@ -17,7 +17,7 @@ import (
 
 // Submitter takes readings into the ingestion pipeline; *ingest.Pipeline satisfies it.
 type Submitter interface {
-	Submit(ctx context.Context, scope store.Scope, readings []ingest.Reading, index []int) (ingest.Report, error)
+	Submit(ctx context.Context, scope store.Scope, req *ingest.Request) (ingest.Report, error)
 }
 
 // IEC is the built-in executor of generic_iec6205621 runs: a mode C data readout of the
@@ -96,7 +96,7 @@ func (e IEC) Execute(ctx context.Context, run store.TaskRun, target store.RunTar
 	}
 
 	series := seriesCodes(target.Series)
-	var readings []ingest.Reading
+	var req ingest.Request // the matched data sets' readings: the one at position i is of res.Series[i]
 	var bad []string
 	for _, ds := range ro.Sets {
 		if ds.OBISErr != nil || len(ds.Values) == 0 {
@@ -116,27 +116,24 @@ func (e IEC) Execute(ctx context.Context, run store.TaskRun, target store.RunTar
 				bad = append(bad, fmt.Sprintf("%s(%s): %s", ds.Address, ds.Values[0].Raw, msg))
 				continue
 			}
-			readings = append(readings, r)
+			req.Add(r)
 			res.Series = append(res.Series, s.name)
 		}
 		if !matched {
 			res.Unmatched = append(res.Unmatched, ds.Address)
 		}
 	}
-	if len(readings) == 0 {
+	n := len(req.Readings())
+	if n == 0 {
 		if len(bad) > 0 {
 			return nil, fmt.Errorf("no reading could be taken from the telegram: %s", strings.Join(bad, "; "))
 		}
 		return nil, fmt.Errorf("no data set of the telegram matches a series of the device's config (config series: %s; data sets: %s)",
 			listOrNone(target.Series), listOrNone(res.Unmatched))
 	}
-	index := make([]int, len(readings))
-	for i := range index {
-		index[i] = i
-	}
-	rep, err := e.Ingest.Submit(ctx, store.AllOrgs, readings, index)
+	rep, err := e.Ingest.Submit(ctx, store.AllOrgs, &req)
 	if err != nil {
-		return nil, fmt.Errorf("taking in %d readings: %w", len(readings), err)
+		return nil, fmt.Errorf("taking in %d readings: %w", n, err)
 	}
 	res.Readings = rep
 	out, err := json.Marshal(res)
@@ -145,7 +142,7 @@ func (e IEC) Execute(ctx context.Context, run store.TaskRun, target store.RunTar
 	}
 	if rep.Accepted+rep.Duplicates+rep.Staged == 0 {
 		return out, fmt.Errorf("none of the %d readings was taken: %d rejected, %d in conflict with stored values",
-			len(readings), len(rep.Rejected), rep.Conflicts)
+			n, len(rep.Rejected), rep.Conflicts)
 	}
 	if len(bad) > 0 {
 		// Some data sets had unusable values; the rest were taken. The result says which.

@@ -42,36 +42,8 @@ func (s *Store) CatalogVersion(ctx context.Context) (int64, error) {
 	return v, mapErr("reading the catalog version", err)
 }
 
-// DeviceInfos returns what ingestion needs of the named devices; names that are not
-// devices are absent from the map. It is DeviceRefs and TypeConfigs together.
-func (s *Store) DeviceInfos(ctx context.Context, names []string) (map[string]DeviceInfo, error) {
-	refs, err := s.DeviceRefs(ctx, names)
-	if err != nil {
-		return nil, err
-	}
-	var types []uuid.UUID
-	for _, r := range refs {
-		if r.TypeID != nil {
-			types = append(types, *r.TypeID)
-		}
-	}
-	configs, err := s.TypeConfigs(ctx, types)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]DeviceInfo, len(refs))
-	for name, r := range refs {
-		var c TypeConfig
-		if r.TypeID != nil {
-			c = configs[*r.TypeID]
-		}
-		out[name] = r.Info(c)
-	}
-	return out, nil
-}
-
-// DeviceRef is a meter device as ingestion finds it by name: its keys, organization,
-// type and the CT/VT ratios in effect.
+// DeviceRef is a meter device as ingestion finds it (by name, or by key for a reading
+// given by ids): its keys, organization, type and the CT/VT ratios in effect.
 type DeviceRef struct {
 	Key            int32
 	ID             uuid.UUID
@@ -81,8 +53,13 @@ type DeviceRef struct {
 	VTRatio        int64 // 1 unless the device has a voltage transformer
 }
 
-// Info is the device with its type's config (the zero TypeConfig: none).
-func (r DeviceRef) Info(c TypeConfig) DeviceInfo {
+// Info is the device with its type's config, taken from types (the configs of its type
+// and others'); a device without type, or whose type is missing from types, has none.
+func (r DeviceRef) Info(types map[uuid.UUID]TypeConfig) DeviceInfo {
+	var c TypeConfig
+	if r.TypeID != nil {
+		c = types[*r.TypeID]
+	}
 	d := DeviceInfo{Key: r.Key, ID: r.ID, OrganizationID: r.OrganizationID, CTRatio: r.CTRatio, VTRatio: r.VTRatio,
 		HasConfig: c.HasConfig, TimeZone: c.TimeZone, Series: c.Series}
 	if d.Series == nil {
@@ -104,20 +81,68 @@ type TypeConfig struct {
 // devices not cached yet costs one small query (the series of their configs, the same
 // for thousands of devices, are TypeConfigs', cached apart).
 func (s *Store) DeviceRefs(ctx context.Context, names []string) (map[string]DeviceRef, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+deviceRefCols+` FROM meter_devices WHERE name = ANY($1)`, names)
+	out := make(map[string]DeviceRef, len(names))
+	err := s.deviceRefs(ctx, `name = ANY($1)`, names, func(d *NamedDeviceRef) { out[d.Name] = d.DeviceRef })
+	return out, err
+}
+
+// DeviceRefsByKey finds the devices of keys; keys that are not devices' are absent from
+// the map. It serves readings whose caller resolved their device by id (AddResolved of
+// ingest).
+func (s *Store) DeviceRefsByKey(ctx context.Context, keys []int32) (map[int32]DeviceRef, error) {
+	out := make(map[int32]DeviceRef, len(keys))
+	err := s.deviceRefs(ctx, `key = ANY($1)`, keys, func(d *NamedDeviceRef) { out[d.Key] = d.DeviceRef })
+	return out, err
+}
+
+// deviceRefs calls found with each device that where (a condition on meter_devices with
+// one parameter, arg) selects.
+func (s *Store) deviceRefs(ctx context.Context, where string, arg any, found func(*NamedDeviceRef)) error {
+	rows, err := s.pool.Query(ctx, `SELECT `+deviceRefCols+` FROM meter_devices WHERE `+where, arg)
 	if err != nil {
-		return nil, mapErr("resolving meter devices", err)
+		return mapErr("resolving meter devices", err)
 	}
 	defer rows.Close()
-	out := make(map[string]DeviceRef, len(names))
 	for rows.Next() {
 		var d NamedDeviceRef
 		if err := rows.Scan(d.dest()...); err != nil {
-			return nil, mapErr("resolving meter devices", err)
+			return mapErr("resolving meter devices", err)
 		}
-		out[d.Name] = d.DeviceRef
+		found(&d)
 	}
-	return out, mapErr("resolving meter devices", rows.Err())
+	return mapErr("resolving meter devices", rows.Err())
+}
+
+// ReadingTarget is the device and the series of a reading given by ids (POST
+// meter-readings): their keys, which the readings table holds, and their names, which
+// ingestion's messages quote.
+type ReadingTarget struct {
+	DeviceKey, SeriesKey   int32
+	DeviceName, SeriesName string
+}
+
+// ReadingTarget finds a device in scope and a series of the device's organization, for
+// writing a reading given by their ids. A device out of scope (or none) is a FieldError
+// on meter_device; a series of another organization (or none), one on series.
+func (s *Store) ReadingTarget(ctx context.Context, sc Scope, device, series uuid.UUID) (ReadingTarget, error) {
+	all, orgs := sc.args()
+	var t ReadingTarget
+	var seriesKey *int32
+	var seriesName *string
+	err := s.pool.QueryRow(ctx, `SELECT d.key, d.name, s.key, s.name FROM meter_devices d
+		LEFT JOIN meter_reading_series s ON s.id = $2 AND s.organization_id IS NOT DISTINCT FROM d.organization_id
+		WHERE d.id = $1 AND ($3 OR d.organization_id = ANY($4))`, device, series, all, orgs).
+		Scan(&t.DeviceKey, &t.DeviceName, &seriesKey, &seriesName)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return t, &FieldError{Field: "meter_device", Msg: fmt.Sprintf("Invalid pk \"%s\" - object does not exist.", device)}
+	case err != nil:
+		return t, mapErr("resolving a meter device and a series", err)
+	case seriesKey == nil:
+		return t, &FieldError{Field: "series", Msg: fmt.Sprintf("Invalid pk \"%s\" - object does not exist.", series)}
+	}
+	t.SeriesKey, t.SeriesName = *seriesKey, *seriesName
+	return t, nil
 }
 
 // deviceRefCols are the columns of meter_devices that a NamedDeviceRef scans (dest).
@@ -221,6 +246,19 @@ type ReadingRow struct {
 	Time      time.Time
 	Value     apd.Decimal
 	Factor    int64
+}
+
+// ReadingKey is what makes a reading unique in the readings table: its device, series
+// and time, in microseconds (what PostgreSQL keeps). Ingestion keys a batch's rows by it
+// to settle readings sent twice, and the writer to match the keys an INSERT returned.
+type ReadingKey struct {
+	Device, Series int32
+	Micros         int64
+}
+
+// Key is the row's ReadingKey.
+func (r *ReadingRow) Key() ReadingKey {
+	return ReadingKey{r.DeviceKey, r.SeriesKey, r.Time.UnixMicro()}
 }
 
 // StagedRow is a reading for a device name that does not exist yet.
@@ -394,7 +432,7 @@ func (s *Store) writeSmall(ctx context.Context, catalog int64, rows []ReadingRow
 	if err != nil {
 		return fmt.Errorf("inserting readings: %w", err)
 	}
-	inserted := make(map[rowKey]bool, len(rows))
+	inserted := make(map[ReadingKey]bool, len(rows))
 	version := AnyCatalog
 	var stagedOutcomes []int16
 	for res.Next() {
@@ -413,7 +451,7 @@ func (s *Store) writeSmall(ctx context.Context, catalog int64, rows []ReadingRow
 			stagedOutcomes = so
 		}
 		if d != nil {
-			inserted[rowKey{*d, *sk, t.UnixMicro()}] = true
+			inserted[ReadingKey{*d, *sk, t.UnixMicro()}] = true
 		}
 	}
 	res.Close()
@@ -505,15 +543,15 @@ func copyOrInsert(ctx context.Context, tx pgx.Tx, rows []ReadingRow, out []Outco
 	if err != nil {
 		return fmt.Errorf("inserting readings: %w", err)
 	}
-	inserted := make(map[rowKey]bool, len(rows))
+	inserted := make(map[ReadingKey]bool, len(rows))
 	for ins.Next() {
-		var k rowKey
+		var k ReadingKey
 		var t time.Time
-		if err := ins.Scan(&k.d, &k.s, &t); err != nil {
+		if err := ins.Scan(&k.Device, &k.Series, &t); err != nil {
 			ins.Close()
 			return err
 		}
-		k.ts = t.UnixMicro()
+		k.Micros = t.UnixMicro()
 		inserted[k] = true
 	}
 	ins.Close()
@@ -568,11 +606,6 @@ func markRows(ctx context.Context, tx pgx.Tx, rows []ReadingRow, out []Outcome, 
 	return nil
 }
 
-type rowKey struct {
-	d, s int32
-	ts   int64
-}
-
 // arrays are a batch's readings as the parameters of one INSERT of unnest.
 type arrays struct {
 	dev, ser []int32
@@ -592,9 +625,9 @@ func readingArrays(rows []ReadingRow) arrays {
 
 // markInserted sets out from the keys an INSERT returned; the others are duplicates
 // until sortSkipped says otherwise. It reports whether every row was inserted.
-func markInserted(rows []ReadingRow, inserted map[rowKey]bool, out []Outcome) bool {
+func markInserted(rows []ReadingRow, inserted map[ReadingKey]bool, out []Outcome) bool {
 	for i := range rows {
-		if inserted[rowKey{rows[i].DeviceKey, rows[i].SeriesKey, rows[i].Time.UnixMicro()}] {
+		if inserted[rows[i].Key()] {
 			out[i] = Inserted
 		} else {
 			out[i] = Duplicate

@@ -46,7 +46,21 @@ func apdDec(t *testing.T, s string) apd.Decimal {
 	return d
 }
 
-func TestDeviceInfosAndCatalogVersion(t *testing.T) {
+// deviceInfo is what ingestion knows of the device named name, found as it finds it:
+// the device (DeviceRefs), then its type's config (TypeConfigs).
+func deviceInfo(t *testing.T, ctx context.Context, st *store.Store, name string) store.DeviceInfo {
+	t.Helper()
+	refs, err := st.DeviceRefs(ctx, []string{name})
+	require.NoError(t, err)
+	ref, ok := refs[name]
+	require.True(t, ok, "no device %q", name)
+	require.NotNil(t, ref.TypeID)
+	types, err := st.TypeConfigs(ctx, []uuid.UUID{*ref.TypeID})
+	require.NoError(t, err)
+	return ref.Info(types)
+}
+
+func TestDeviceRefsAndCatalogVersion(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	st, url := storetest.New(t)
@@ -57,10 +71,7 @@ func TestDeviceInfosAndCatalogVersion(t *testing.T) {
 	require.NoError(t, err)
 	require.Greater(t, v1, v0, "creating devices and series bumps the catalog version")
 
-	infos, err := st.DeviceInfos(ctx, []string{"m1", "nope"})
-	require.NoError(t, err)
-	require.Len(t, infos, 1)
-	d := infos["m1"]
+	d := deviceInfo(t, ctx, st, "m1")
 	require.True(t, d.HasConfig)
 	require.Equal(t, "Europe/Stockholm", d.TimeZone)
 	require.Equal(t, int64(100), d.CTRatio)
@@ -79,8 +90,11 @@ func TestDeviceInfosAndCatalogVersion(t *testing.T) {
 	storetest.QueryRow(t, url, `SELECT id FROM meter_device_types WHERE name = 'bare'`, &bare)
 	refs, err := st.DeviceRefs(ctx, []string{"m1", "nope"})
 	require.NoError(t, err)
-	require.Equal(t, []string{"m1"}, slices.Collect(maps.Keys(refs)))
+	require.Equal(t, []string{"m1"}, slices.Collect(maps.Keys(refs)), "a name that is no device's is absent")
 	require.Equal(t, t1, *refs["m1"].TypeID)
+	byKey, err := st.DeviceRefsByKey(ctx, []int32{d.Key, -1})
+	require.NoError(t, err)
+	require.Equal(t, map[int32]store.DeviceRef{d.Key: refs["m1"]}, byKey, "the same device by its key; a key that is no device's is absent")
 	tcs, err := st.TypeConfigs(ctx, []uuid.UUID{t1, t2, bare, uuid.New()})
 	require.NoError(t, err)
 	require.Len(t, tcs, 3, "a missing type is absent")
@@ -95,9 +109,7 @@ func TestWriteReadings(t *testing.T) {
 	ctx := context.Background()
 	st, url := storetest.New(t)
 	fleet(t, ctx, url)
-	infos, err := st.DeviceInfos(ctx, []string{"m1"})
-	require.NoError(t, err)
-	d := infos["m1"]
+	d := deviceInfo(t, ctx, st, "m1")
 	s := d.Series["1.8.0"]
 	t0 := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
 	row := func(minutes int, v string) store.ReadingRow {
@@ -288,11 +300,10 @@ func TestStagingKey(t *testing.T) {
 		storetest.QueryRow(t, url, `SELECT count(*)::int FROM staged_meter_readings WHERE meter_device_name LIKE 'l%'`, &n)
 		require.Equal(t, 1200, n)
 		// Readings and staged readings in one large batch: the readings' outcomes first.
-		infos, err := st.DeviceInfos(ctx, []string{"m1"})
-		require.NoError(t, err)
+		m1 := deviceInfo(t, ctx, st, "m1")
 		readings := make([]store.ReadingRow, 1000)
 		for i := range readings {
-			readings[i] = store.ReadingRow{DeviceKey: infos["m1"].Key, SeriesKey: infos["m1"].Series["1.8.0"].Key,
+			readings[i] = store.ReadingRow{DeviceKey: m1.Key, SeriesKey: m1.Series["1.8.0"].Key,
 				Time: t0.Add(time.Duration(i) * time.Minute), Value: apdDec(t, "1"), Factor: 1}
 		}
 		out, err = st.WriteReadings(ctx, store.AnyCatalog, readings, rows[:2])
@@ -485,4 +496,39 @@ func TestDevicePage(t *testing.T) {
 	require.Equal(t, int64(100), page[0].CTRatio, "what a lookup by name returns")
 	require.Equal(t, int64(20), page[0].VTRatio)
 	require.NotNil(t, page[0].TypeID)
+}
+
+func TestReadingTarget(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, url := storetest.New(t)
+	fleet(t, ctx, url)
+	var org, dev, s1, foreign uuid.UUID
+	storetest.QueryRow(t, url, `SELECT organization_id, id FROM meter_devices WHERE name = 'm1'`, &org, &dev)
+	storetest.QueryRow(t, url, `SELECT id FROM meter_reading_series WHERE name = '1.8.0'`, &s1)
+	storetest.QueryRow(t, url, `WITH o AS (INSERT INTO organizations (name) VALUES ('o2') RETURNING id)
+		INSERT INTO meter_reading_series (organization_id, name, unit) SELECT id, '1.8.0', 'kWh' FROM o RETURNING id`, &foreign)
+	m1 := deviceInfo(t, ctx, st, "m1")
+
+	for _, sc := range []store.Scope{store.AllOrgs, store.OrgScope(org)} {
+		got, err := st.ReadingTarget(ctx, sc, dev, s1)
+		require.NoError(t, err)
+		require.Equal(t, store.ReadingTarget{DeviceKey: m1.Key, SeriesKey: m1.Series["1.8.0"].Key, DeviceName: "m1", SeriesName: "1.8.0"}, got)
+	}
+	for name, tc := range map[string]struct {
+		sc             store.Scope
+		device, series uuid.UUID
+		field          string
+	}{
+		"device out of scope":            {store.OrgScope(uuid.New()), dev, s1, "meter_device"},
+		"no such device":                 {store.AllOrgs, uuid.New(), s1, "meter_device"},
+		"series of another organization": {store.AllOrgs, dev, foreign, "series"},
+		"no such series":                 {store.AllOrgs, dev, uuid.New(), "series"},
+	} {
+		_, err := st.ReadingTarget(ctx, tc.sc, tc.device, tc.series)
+		var fe *store.FieldError
+		require.ErrorAs(t, err, &fe, name)
+		require.Equal(t, tc.field, fe.Field, name)
+		require.Contains(t, fe.Msg, "object does not exist", name)
+	}
 }

@@ -131,28 +131,3 @@ func (s *Store) DeleteReading(ctx context.Context, sc Scope, id int64) error {
 	}
 	return nil
 }
-
-// ReadingNames returns the names of a device in scope and of a series, for writing a
-// reading given by ids through the name-based pipeline. A device out of scope is a
-// FieldError on meter_device; a series of another organization than the device's, one on
-// series.
-func (s *Store) ReadingNames(ctx context.Context, sc Scope, device, series uuid.UUID) (deviceName, seriesName string, org *uuid.UUID, err error) {
-	all, orgs := sc.args()
-	err = s.pool.QueryRow(ctx, `SELECT name, organization_id FROM meter_devices d WHERE d.id = $1 AND ($2 OR d.organization_id = ANY($3))`,
-		device, all, orgs).Scan(&deviceName, &org)
-	if err == pgx.ErrNoRows {
-		return "", "", nil, &FieldError{Field: "meter_device", Msg: fmt.Sprintf("Invalid pk \"%s\" - object does not exist.", device)}
-	}
-	if err != nil {
-		return "", "", nil, mapErr("resolving a meter device", err)
-	}
-	err = s.pool.QueryRow(ctx, `SELECT name FROM meter_reading_series WHERE id = $1 AND organization_id IS NOT DISTINCT FROM $2`,
-		series, orgOf(org)).Scan(&seriesName)
-	if err == pgx.ErrNoRows {
-		return "", "", nil, &FieldError{Field: "series", Msg: fmt.Sprintf("Invalid pk \"%s\" - object does not exist.", series)}
-	}
-	if err != nil {
-		return "", "", nil, mapErr("resolving a series", err)
-	}
-	return deviceName, seriesName, org, nil
-}

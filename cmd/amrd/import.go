@@ -56,7 +56,7 @@ const columnsHelp = "the header names the columns meter_device_name (or meter), 
 
 // submitter takes readings into the write pipeline; *ingest.Pipeline satisfies it.
 type submitter interface {
-	Submit(ctx context.Context, sc store.Scope, readings []ingest.Reading, index []int) (ingest.Report, error)
+	Submit(ctx context.Context, sc store.Scope, req *ingest.Request) (ingest.Report, error)
 }
 
 // importCmd runs `amrd import readings`: a CSV file of readings through the ingest
@@ -261,26 +261,22 @@ func readHeader(r *csv.Reader) (header, error) {
 
 // chunk is a run of consecutive rows submitted together.
 type chunk struct {
-	seq      int
-	lines    []int       // each row's line in the file
-	cells    [][4]string // each row's cells in importColumns order, for the rejects file
-	readings []ingest.Reading
-	index    []int              // each reading's row
-	bad      []ingest.ItemError // rows refused before the pipeline; Index is the row
-	bytes    int64              // bytes of the file read when the chunk was cut
-	rep      ingest.Report
-	err      error
+	seq   int
+	lines []int          // each row's line in the file
+	cells [][4]string    // each row's cells in importColumns order, for the rejects file
+	req   ingest.Request // a position a row: its reading, or why it was refused
+	bytes int64          // bytes of the file read when the chunk was cut
+	rep   ingest.Report
+	err   error
 }
 
 func newChunk(seq, rows int) *chunk {
-	return &chunk{seq: seq, lines: make([]int, 0, rows), cells: make([][4]string, 0, rows),
-		readings: make([]ingest.Reading, 0, rows), index: make([]int, 0, rows)}
+	return &chunk{seq: seq, lines: make([]int, 0, rows), cells: make([][4]string, 0, rows)}
 }
 
 // add reads one row, exactly as new-meter-readings reads one item (ingest.Fields). An
 // empty cell is a field not sent.
 func (c *chunk) add(line int, rec []string, h header) {
-	row := len(c.lines)
 	c.lines = append(c.lines, line)
 	var cells [4]string
 	var f [4]*string
@@ -292,28 +288,27 @@ func (c *chunk) add(line int, rec []string, h header) {
 	}
 	c.cells = append(c.cells, cells)
 	if len(rec) > h.ncols {
-		c.refuse(row, fmt.Sprintf("This row has %d fields; the header has %d.", len(rec), h.ncols), "too_many_fields")
+		c.refuse(fmt.Sprintf("This row has %d fields; the header has %d.", len(rec), h.ncols), "too_many_fields")
 		return
 	}
 	r, e := ingest.Fields{Device: f[0], Series: f[1], Timestamp: f[2], Value: f[3]}.Parse()
 	if e != nil {
-		e.Index = row
-		c.bad = append(c.bad, *e)
+		c.req.Reject(*e)
 		return
 	}
-	c.readings = append(c.readings, r)
-	c.index = append(c.index, row)
+	c.req.Add(r)
 }
 
 // addBroken records a row that is not CSV (a stray quote).
 func (c *chunk) addBroken(line int, err error) {
 	c.lines = append(c.lines, line)
 	c.cells = append(c.cells, [4]string{})
-	c.refuse(len(c.lines)-1, "Not a CSV row: "+err.Error()+".", "bad_csv")
+	c.refuse("Not a CSV row: "+err.Error()+".", "bad_csv")
 }
 
-func (c *chunk) refuse(row int, msg, reason string) {
-	c.bad = append(c.bad, ingest.ItemError{Index: row, Errors: map[string][]string{"non_field_errors": {msg}}, Reason: reason})
+// refuse refuses the row just added to lines.
+func (c *chunk) refuse(msg, reason string) {
+	c.req.Reject(ingest.ItemError{Errors: map[string][]string{"non_field_errors": {msg}}, Reason: reason})
 }
 
 // importer reads a CSV into the pipeline and folds the answers into its report in file
@@ -372,7 +367,7 @@ func (im *importer) run(ctx context.Context, r *csv.Reader, skip int) {
 	for range im.submitters {
 		wg.Go(func() {
 			for c := range work {
-				c.rep, c.err = im.pipe.Submit(sctx, store.AllOrgs, c.readings, c.index)
+				c.rep, c.err = im.pipe.Submit(sctx, store.AllOrgs, &c.req)
 				im.done(c)
 			}
 		})
@@ -466,7 +461,7 @@ func (im *importer) fold(c *chunk) {
 	rep.staged += c.rep.Staged
 	rep.duplicates += c.rep.Duplicates
 	rep.conflicts += c.rep.Conflicts
-	for _, e := range ingest.MergeRejected(c.bad, c.rep.Rejected) {
+	for _, e := range c.rep.Rejected { // Index: the row in the chunk
 		line := c.lines[e.Index]
 		if e.Reason != ingest.ReasonConflict { // conflicts are counted by the pipeline
 			rep.rejected++

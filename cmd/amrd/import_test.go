@@ -423,7 +423,8 @@ type fakeSubmitter struct {
 	lines, calls int
 }
 
-func (f *fakeSubmitter) Submit(_ context.Context, _ store.Scope, readings []ingest.Reading, index []int) (ingest.Report, error) {
+func (f *fakeSubmitter) Submit(_ context.Context, _ store.Scope, req *ingest.Request) (ingest.Report, error) {
+	readings := req.Readings()
 	f.mu.Lock()
 	f.held += len(readings)
 	f.peak = max(f.peak, f.held)
@@ -431,14 +432,16 @@ func (f *fakeSubmitter) Submit(_ context.Context, _ store.Scope, readings []inge
 	call := f.calls
 	f.mu.Unlock()
 	time.Sleep(time.Duration(10-call%4) * time.Millisecond)
-	rep := ingest.Report{Rejected: []ingest.ItemError{}}
+	var rep ingest.Report
+	var rejected []ingest.ItemError
 	for i, r := range readings {
 		if v, _ := r.Value.Int64(); v%7 == 0 {
-			rep.Rejected = append(rep.Rejected, ingest.ItemError{Index: index[i], Errors: map[string][]string{"value": {"seven"}}, Reason: "seven"})
+			rejected = append(rejected, ingest.ItemError{Index: req.Position(i), Errors: map[string][]string{"value": {"seven"}}, Reason: "seven"})
 		} else {
 			rep.Accepted++
 		}
 	}
+	rep.Rejected = req.Merge(rejected)
 	f.mu.Lock()
 	f.held -= len(readings)
 	f.lines += len(readings)
@@ -508,11 +511,11 @@ func TestImporterStopsAtAFailedChunk(t *testing.T) {
 // or more.
 type failingSubmitter struct{ failFrom int64 }
 
-func (f failingSubmitter) Submit(_ context.Context, _ store.Scope, readings []ingest.Reading, _ []int) (ingest.Report, error) {
-	if v, _ := readings[0].Value.Int64(); v >= f.failFrom {
+func (f failingSubmitter) Submit(_ context.Context, _ store.Scope, req *ingest.Request) (ingest.Report, error) {
+	if v, _ := req.Readings()[0].Value.Int64(); v >= f.failFrom {
 		return ingest.Report{}, store.ErrUnavailable
 	}
-	return ingest.Report{Accepted: len(readings)}, nil
+	return ingest.Report{Accepted: len(req.Readings()), Rejected: req.Merge(nil)}, nil
 }
 
 func TestProgress(t *testing.T) {
@@ -550,8 +553,8 @@ func TestProgress(t *testing.T) {
 // acceptAll takes every reading.
 type acceptAll struct{}
 
-func (acceptAll) Submit(_ context.Context, _ store.Scope, readings []ingest.Reading, _ []int) (ingest.Report, error) {
-	return ingest.Report{Accepted: len(readings), Rejected: []ingest.ItemError{}}, nil
+func (acceptAll) Submit(_ context.Context, _ store.Scope, req *ingest.Request) (ingest.Report, error) {
+	return ingest.Report{Accepted: len(req.Readings()), Rejected: req.Merge(nil)}, nil
 }
 
 // FuzzImportCSV feeds arbitrary files to the import's reader: it must never panic, and
