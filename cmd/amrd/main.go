@@ -34,6 +34,7 @@ import (
 	"github.com/amrd/amrd/deploy"
 	"github.com/amrd/amrd/ingest"
 	"github.com/amrd/amrd/jobs"
+	"github.com/amrd/amrd/meterproto"
 	"github.com/amrd/amrd/store"
 )
 
@@ -323,10 +324,10 @@ func newJobs(cfg settings, st *store.Store, now func() time.Time, pipe *ingest.P
 }
 
 // builtinExecutors are the execution types amrd runs itself; runs of the others
-// (generic_lis200, generic_corus_meter) wait for an external worker (README).
+// (meterproto.ExecutionTypes) wait for an external worker (README).
 func builtinExecutors(pipe *ingest.Pipeline, zone *time.Location) map[string]jobs.Executor {
 	return map[string]jobs.Executor{
-		"generic_iec6205621": jobs.IEC{Ingest: pipe, DefaultZone: zone},
+		meterproto.ExecGenericIEC6205621: jobs.IEC{Ingest: pipe, DefaultZone: zone},
 	}
 }
 
