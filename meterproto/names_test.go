@@ -1,8 +1,9 @@
 package meterproto
 
 import (
-	"slices"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 func TestProtocolExecutionType(t *testing.T) {
@@ -10,14 +11,14 @@ func TestProtocolExecutionType(t *testing.T) {
 	want := map[string]string{ProtocolIEC6205621: ExecGenericIEC6205621, ProtocolLIS200: ExecGenericLIS200}
 	for _, p := range Protocols {
 		got, ok := ProtocolExecutionType(p)
-		if w, has := want[p]; ok != has || got != w {
-			t.Errorf("ProtocolExecutionType(%q) = %q, %t; want %q, %t", p, got, ok, w, has)
-		}
-		if ok && !slices.Contains(ExecutionTypes, got) {
-			t.Errorf("ProtocolExecutionType(%q) = %q, not one of ExecutionTypes", p, got)
+		w, has := want[p]
+		require.Equal(t, has, ok, p)
+		require.Equal(t, w, got, p)
+		if ok {
+			require.Contains(t, ExecutionTypes, got)
 		}
 	}
-	if got, ok := ProtocolExecutionType("carrier-pigeon"); ok || got != "" {
-		t.Errorf("an unknown protocol got %q, %t", got, ok)
-	}
+	got, ok := ProtocolExecutionType("carrier-pigeon")
+	require.False(t, ok)
+	require.Empty(t, got)
 }
