@@ -120,7 +120,7 @@ func importCmd(ctx context.Context, cfg settings, log *slog.Logger, args []strin
 		}
 		// Each submitter's chunk must fit the queue beside the others' (AMRD_INGEST_QUEUE_READINGS
 		// is at least 1,000: chunks of 250 then).
-		im.chunkRows = min(importChunkRows, cfg.IngestQueue/importSubmitters)
+		im.chunkRows = min(importChunkRows, cfg.Ingest.QueueReadings/importSubmitters)
 		im.pipe = pipe
 		stopPipe := startPipeline(pipe)
 		im.read = &in.read
