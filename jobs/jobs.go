@@ -152,23 +152,16 @@ func DefaultConfig() Config {
 // DailyRetention, NoRollups), which are kept.
 func (c *Config) defaults() {
 	d := DefaultConfig()
-	def := func(v *time.Duration, dv time.Duration) {
-		if *v <= 0 {
-			*v = dv
+	for _, f := range []struct{ v, def *time.Duration }{
+		{&c.PlanEvery, &d.PlanEvery}, {&c.DispatchEvery, &d.DispatchEvery}, {&c.RunTimeout, &d.RunTimeout},
+		{&c.BlockTimeout, &d.BlockTimeout}, {&c.BlockedRetry, &d.BlockedRetry}, {&c.RetentionEvery, &d.RetentionEvery},
+		{&c.StagedRetention, &d.StagedRetention}, {&c.RunRetention, &d.RunRetention}, {&c.PromoteEvery, &d.PromoteEvery},
+		{&c.RollupEvery, &d.RollupEvery}, {&c.RollupDelay, &d.RollupDelay}, {&c.RollupSlice, &d.RollupSlice},
+	} {
+		if *f.v <= 0 {
+			*f.v = *f.def
 		}
 	}
-	def(&c.PlanEvery, d.PlanEvery)
-	def(&c.DispatchEvery, d.DispatchEvery)
-	def(&c.RunTimeout, d.RunTimeout)
-	def(&c.BlockTimeout, d.BlockTimeout)
-	def(&c.BlockedRetry, d.BlockedRetry)
-	def(&c.RetentionEvery, d.RetentionEvery)
-	def(&c.StagedRetention, d.StagedRetention)
-	def(&c.RunRetention, d.RunRetention)
-	def(&c.PromoteEvery, d.PromoteEvery)
-	def(&c.RollupEvery, d.RollupEvery)
-	def(&c.RollupDelay, d.RollupDelay)
-	def(&c.RollupSlice, d.RollupSlice)
 	if c.Workers <= 0 {
 		c.Workers = d.Workers
 	}
