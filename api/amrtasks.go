@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/amrd/amrd/meterproto"
 	"github.com/amrd/amrd/store"
 )
 
@@ -21,11 +22,9 @@ type amrTaskStore interface {
 	DeleteAmrTask(context.Context, store.Scope, uuid.UUID) error
 }
 
-// The contract's enums of AMR tasks.
-var (
-	amrSchedules      = []string{"quarterly", "hourly", "daily", "weekly", "monthly", "yearly"}
-	amrExecutionTypes = []string{"generic_lis200", "generic_iec6205621", "generic_corus_meter"}
-)
+// amrSchedules is the contract's enum of AMR task schedules (execution types are
+// meterproto.ExecutionTypes).
+var amrSchedules = []string{"quarterly", "hourly", "daily", "weekly", "monthly", "yearly"}
 
 func (s *Server) amrTasks() resource[store.AmrTask] {
 	return resource[store.AmrTask]{
@@ -40,7 +39,7 @@ func (s *Server) amrTasks() resource[store.AmrTask] {
 			b.boolean(errs, "is_active", &v.IsActive)
 			b.oneOf(errs, "schedule", &v.Schedule, full, amrSchedules...)
 			b.integer(errs, "run_offset_seconds", &v.RunOffsetSeconds, minInt32, maxInt32)
-			b.oneOf(errs, "meter_execution_type", &v.MeterExecutionType, full, amrExecutionTypes...)
+			b.oneOf(errs, "meter_execution_type", &v.MeterExecutionType, full, meterproto.ExecutionTypes...)
 			b.str(errs, "task_call", &v.TaskCall, full, 1, 50)
 			b.jsonObject(errs, "task_kwargs", &v.TaskKwargs)
 		},

@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/amrd/amrd/meterproto"
 	"github.com/amrd/amrd/store"
 )
 
@@ -17,9 +18,6 @@ type meterDeviceStore interface {
 	UpdateMeterDevice(context.Context, store.Scope, uuid.UUID, store.MeterDevice) (store.MeterDevice, error)
 	DeleteMeterDevice(context.Context, store.Scope, uuid.UUID) error
 }
-
-// meterProtocols is the contract's enum of communication protocols.
-var meterProtocols = []string{"dlms-cosem", "iec62056-21", "i-flag", "mbus", "modbus", "lis-200"}
 
 const hexOnly = "Enter hexadecimal digits only (0-9, a-f, A-F)."
 
@@ -38,7 +36,7 @@ func (s *Server) meterDevices() resource[store.MeterDevice] {
 			b.str(errs, "name", &v.Name, full, 1, 50)
 			b.nstr(errs, "external_system_reference", &v.ExternalSystemReference, 0, 50)
 			b.nstr(errs, "manufacturer_serial", &v.ManufacturerSerial, 0, 50)
-			b.oneOf(errs, "protocol", &v.Protocol, full, meterProtocols...)
+			b.oneOf(errs, "protocol", &v.Protocol, full, meterproto.Protocols...)
 			b.nstr(errs, "iec62056_21_address", &v.IEC62056Address, 0, 8)
 			b.nstr(errs, "dlms_logical_device_name", &v.DLMSLogicalDeviceName, 0, 32)
 			matches(errs, "dlms_logical_device_name", v.DLMSLogicalDeviceName, isHex, hexOnly)

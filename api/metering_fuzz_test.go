@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/amrd/amrd/ingest"
+	"github.com/amrd/amrd/meterproto"
 )
 
 // FuzzMeteringBodies runs the body decoders of AMR tasks, task groups and meter devices
@@ -50,7 +51,7 @@ func FuzzMeteringBodies(f *testing.F) {
 					require.True(t, h == nil || isHex(*h))
 				}
 				if full {
-					require.Contains(t, meterProtocols, dev.Protocol)
+					require.Contains(t, meterproto.Protocols, dev.Protocol)
 				}
 			}
 		}
@@ -79,11 +80,11 @@ func checkRunBodies(t *testing.T, b body) {
 		require.True(t, offset >= minInt32 && offset <= maxInt32)
 		n := utf8.RuneCountInString(in.TaskCall)
 		require.True(t, n >= 1 && n <= 50, "%q", in.TaskCall)
-		require.True(t, in.MeterExecutionType == "" || slices.Contains(amrExecutionTypes, in.MeterExecutionType))
+		require.True(t, in.MeterExecutionType == "" || slices.Contains(meterproto.ExecutionTypes, in.MeterExecutionType))
 	}
 	if cl, err := decodeClaim(b); err == nil {
 		require.Len(t, cl.Types, 1)
-		require.Contains(t, amrExecutionTypes, cl.Types[0])
+		require.Contains(t, meterproto.ExecutionTypes, cl.Types[0])
 		require.True(t, cl.Lease >= 10*time.Second && cl.Lease <= 24*time.Hour, "%v", cl.Lease)
 		n := utf8.RuneCountInString(cl.Worker)
 		require.True(t, n >= 1 && n <= 100, "%q", cl.Worker)

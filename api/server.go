@@ -69,7 +69,9 @@ type Store interface {
 	taskRunStore
 }
 
-// Config holds the API's settings.
+// Config holds the API's settings. DefaultConfig holds the defaults; New gives a number
+// or duration left at zero its default. A bool is taken as given (AllowTokenAuth's zero
+// is off): start from DefaultConfig to get its default.
 type Config struct {
 	// JWTKey signs and checks JWTs (HS256): JWT_SIGNING_KEY, else SECRET_KEY.
 	JWTKey []byte
@@ -102,14 +104,27 @@ type Config struct {
 	// MaxReadingsPerRequest bounds the items of one new-meter-readings request
 	// (AMRD_INGEST_MAX_ITEMS, default 10,000: about 1.5 MB of JSON).
 	MaxReadingsPerRequest int
-	// RunMaxAttempts bounds the claims of an invoked AMR task run (default 3). Only a
-	// claim whose lease expired unreported is retried: a run its executor reports failed
-	// is final, whatever attempts remain.
+	// RunMaxAttempts bounds the claims of an invoked AMR task run (default
+	// store.DefaultRunMaxAttempts, 3). Only a claim whose lease expired unreported is
+	// retried: a run its executor reports failed is final, whatever attempts remain.
 	RunMaxAttempts int
 	// Now is the clock of run times, leases, JWTs and the login throttle's window: serve
 	// passes the database's (store.Clock), so that replicas agree on them; tests set
 	// their own. nil means time.Now.
 	Now func() time.Time
+}
+
+// DefaultConfig is the API's configuration as documented on each field (no keys), and
+// amrd serve's unless the environment says otherwise.
+func DefaultConfig() Config {
+	return Config{
+		JWTTTL:                1200 * time.Second,
+		AllowTokenAuth:        true,
+		BodyLimit:             10 << 20,
+		RequestTimeout:        30 * time.Second,
+		MaxReadingsPerRequest: 10_000,
+		RunMaxAttempts:        store.DefaultRunMaxAttempts,
+	}
 }
 
 func (c Config) now() time.Time {
@@ -138,20 +153,21 @@ type Server struct {
 
 // New builds the API. ing may be nil when readings are not taken in (tests of other routes).
 func New(cfg Config, st Store, ing Ingester, log *slog.Logger, reg prometheus.Registerer) (*Server, error) {
+	def := DefaultConfig()
 	if cfg.JWTTTL <= 0 {
-		cfg.JWTTTL = 1200 * time.Second
+		cfg.JWTTTL = def.JWTTTL
 	}
 	if cfg.BodyLimit <= 0 {
-		cfg.BodyLimit = 10 << 20
+		cfg.BodyLimit = def.BodyLimit
 	}
 	if cfg.MaxReadingsPerRequest <= 0 {
-		cfg.MaxReadingsPerRequest = 10_000
+		cfg.MaxReadingsPerRequest = def.MaxReadingsPerRequest
 	}
 	if cfg.RunMaxAttempts <= 0 {
-		cfg.RunMaxAttempts = 3
+		cfg.RunMaxAttempts = def.RunMaxAttempts
 	}
 	if cfg.RequestTimeout <= 0 {
-		cfg.RequestTimeout = 30 * time.Second
+		cfg.RequestTimeout = def.RequestTimeout
 	}
 	m, err := newHTTPMetrics(reg)
 	if err != nil {

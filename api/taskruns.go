@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/amrd/amrd/ingest"
+	"github.com/amrd/amrd/meterproto"
 	"github.com/amrd/amrd/store"
 )
 
@@ -24,13 +25,6 @@ type taskRunStore interface {
 	ClaimTaskRuns(context.Context, store.Scope, store.Claim) ([]store.TaskRun, error)
 	ExtendTaskRun(ctx context.Context, sc store.Scope, id int64, token uuid.UUID, now time.Time, lease time.Duration) (store.TaskRun, error)
 	FinishTaskRun(ctx context.Context, sc store.Scope, id int64, token uuid.UUID, o store.RunOutcome) (store.TaskRun, error)
-}
-
-// protocolExecutionType is the execution type an invoke without one gets from its meter
-// device's protocol: the two protocols that have exactly one generic interface.
-var protocolExecutionType = map[string]string{
-	"iec62056-21": "generic_iec6205621",
-	"lis-200":     "generic_lis200",
 }
 
 // Lease bounds of a claim, in seconds: at least 10 s (a worker heartbeats well within
@@ -81,7 +75,7 @@ func decodeInvoke(b body) (store.RunInput, int64, error) {
 	b.str(errs, "task_call", &in.TaskCall, true, 1, 50)
 	b.jsonObject(errs, "task_kwargs", &in.TaskKwargs)
 	b.integer(errs, "run_offset_seconds", &offset, minInt32, maxInt32)
-	b.oneOf(errs, "meter_execution_type", &in.MeterExecutionType, false, amrExecutionTypes...)
+	b.oneOf(errs, "meter_execution_type", &in.MeterExecutionType, false, meterproto.ExecutionTypes...)
 	return in, offset, errs.orNil()
 }
 
@@ -95,7 +89,7 @@ func (s *Server) deviceExecutionType(ctx context.Context, sc store.Scope, id uui
 	if err != nil {
 		return "", err
 	}
-	t, ok := protocolExecutionType[dev.Protocol]
+	t, ok := meterproto.ProtocolExecutionType(dev.Protocol)
 	if !ok {
 		return "", FieldErrors{"meter_execution_type": {"This field is required."}}
 	}
@@ -109,7 +103,7 @@ var taskRunFilters = map[string]filterKind{
 	"meter_device":         filterUUID,
 	"status":               filterChoice(runStatuses...),
 	"trigger":              filterChoice(store.TriggerSchedule, store.TriggerInvoke),
-	"meter_execution_type": filterChoice(amrExecutionTypes...),
+	"meter_execution_type": filterChoice(meterproto.ExecutionTypes...),
 	"start_time":           filterTime,
 	"end_time":             filterTime,
 }
@@ -177,7 +171,7 @@ func decodeClaim(b body) (store.Claim, error) {
 	errs := FieldErrors{}
 	var typ string
 	cl := store.Claim{}
-	b.oneOf(errs, "meter_execution_type", &typ, true, amrExecutionTypes...)
+	b.oneOf(errs, "meter_execution_type", &typ, true, meterproto.ExecutionTypes...)
 	b.str(errs, "worker", &cl.Worker, true, 1, 100)
 	cl.Lease = b.lease(errs)
 	cl.Types = []string{typ}

@@ -32,7 +32,8 @@ import (
 	"github.com/amrd/amrd/store"
 )
 
-// Config is one benchmark run.
+// Config is one benchmark run. DefaultConfig holds the defaults; Run gives a number or
+// duration left at zero its default (Read is taken as given).
 type Config struct {
 	AdminURL string        // a superuser URL of the TimescaleDB to create databases on
 	Binary   string        // the amrd binary to start for the HTTP cases
@@ -48,6 +49,13 @@ type Config struct {
 	ReadMeters int  // meters of the read load (default 1,000)
 	ReadDays   int  // days of the read load (default 30)
 	ReadRuns   int  // timed runs of each read query (default 30)
+}
+
+// DefaultConfig is the benchmark run of the README's figures (`amrd bench` without
+// flags): 10,000 meters, 12 s a case, 3 rounds, and the read benchmark.
+func DefaultConfig() Config {
+	return Config{Meters: 10_000, Duration: 12 * time.Second, JSONPath: "bench-results.json", Rounds: 3,
+		Read: true, ReadMeters: 1_000, ReadDays: 30, ReadRuns: 30}
 }
 
 // ingestCases are the ingestion cases, as -only names them.
@@ -127,23 +135,24 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Results, error) {
 		}
 	}
 	want := func(name string) bool { return len(cfg.Only) == 0 || slices.Contains(cfg.Only, name) }
+	def := DefaultConfig()
 	if cfg.Meters <= 0 {
-		cfg.Meters = 10_000
+		cfg.Meters = def.Meters
 	}
 	if cfg.ReadMeters <= 0 {
-		cfg.ReadMeters = 1_000
+		cfg.ReadMeters = def.ReadMeters
 	}
 	if cfg.ReadDays <= 0 {
-		cfg.ReadDays = 30
+		cfg.ReadDays = def.ReadDays
 	}
 	if cfg.ReadRuns <= 0 {
-		cfg.ReadRuns = 30
+		cfg.ReadRuns = def.ReadRuns
 	}
 	if cfg.Duration <= 0 {
-		cfg.Duration = 12 * time.Second
+		cfg.Duration = def.Duration
 	}
 	if cfg.Rounds <= 0 {
-		cfg.Rounds = 3
+		cfg.Rounds = def.Rounds
 	}
 	if cfg.Rounds%2 == 0 {
 		cfg.Rounds++ // an odd count has one median, favouring no case

@@ -40,7 +40,8 @@ import (
 // the rate reached) instead of piling requests up, so the load stays bounded in count
 // and in time, and only 127.0.0.1 is ever called.
 
-// SoakConfig is one soak run.
+// SoakConfig is one soak run. DefaultSoakConfig holds the defaults; Soak gives a field
+// left at zero its default.
 type SoakConfig struct {
 	AdminURL string        // a superuser URL of the TimescaleDB to create the soak's database on
 	Binary   string        // the amrd binary: serve, and simulate for the meters
@@ -52,6 +53,12 @@ type SoakConfig struct {
 	// (default 30 s, at most a quarter of Duration).
 	JobsEvery time.Duration
 	Keep      bool // leave the soak's database on the server, for inspection
+}
+
+// DefaultSoakConfig is the soak of `make soak`: 10 minutes of traffic at the rates below.
+func DefaultSoakConfig() SoakConfig {
+	return SoakConfig{Duration: 10 * time.Minute, Scale: 1, Sample: 5 * time.Second, Progress: time.Minute,
+		JobsEvery: 30 * time.Second}
 }
 
 // SoakCheck is one pass/fail line of the report.
@@ -156,16 +163,19 @@ const (
 	iecFaulty  = 2       // of them, those on the fourth meter (3 and 7), which sends a bad BCC
 	minSingle  = 50      // meters of the single-reading traffic, at least
 	retainDays = 7       // DATA_RETENTION_DAYS and STAGED_DATA_RETENTION_DAYS of the soak
-	poolMax    = 20      // AMRD_DB_MAX_CONNS of the soak (the default)
 	harnessMax = 2       // connections of the soak's own jobs replica
 	drainWait  = 90 * time.Second
 )
 
+// poolMax is AMRD_DB_MAX_CONNS of the soak: the default.
+var poolMax = int(store.DefaultConfig().MaxConns)
+
 // SoakMain is `amrd soak`: its flags, and the exit status from the checks.
 func SoakMain(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("soak", flag.ContinueOnError)
-	minutes := fs.Float64("minutes", 10, "how long the traffic runs, in minutes")
-	scale := fs.Float64("scale", 1, "multiplies every traffic rate")
+	def := DefaultSoakConfig()
+	minutes := fs.Float64("minutes", def.Duration.Minutes(), "how long the traffic runs, in minutes")
+	scale := fs.Float64("scale", def.Scale, "multiplies every traffic rate")
 	jsonPath := fs.String("json", "", "also write the results as JSON to this file")
 	keep := fs.Bool("keep", false, "leave the soak's database on the server, for inspection (with AMRD_SOAK_DATABASE_URL set: make soak removes its server)")
 	if err := fs.Parse(args); err != nil {
@@ -262,20 +272,21 @@ type soakSample struct {
 
 // Soak runs the soak test and returns what it found; an error means it could not run.
 func Soak(ctx context.Context, cfg SoakConfig, out io.Writer) (*SoakResult, error) {
+	def := DefaultSoakConfig()
 	if cfg.Duration <= 0 {
-		cfg.Duration = 10 * time.Minute
+		cfg.Duration = def.Duration
 	}
 	if cfg.Scale <= 0 {
-		cfg.Scale = 1
+		cfg.Scale = def.Scale
 	}
 	if cfg.Sample <= 0 {
-		cfg.Sample = 5 * time.Second
+		cfg.Sample = def.Sample
 	}
 	if cfg.Progress <= 0 {
-		cfg.Progress = time.Minute
+		cfg.Progress = def.Progress
 	}
 	if cfg.JobsEvery <= 0 {
-		cfg.JobsEvery = 30 * time.Second
+		cfg.JobsEvery = def.JobsEvery
 	}
 	cfg.JobsEvery = min(cfg.JobsEvery, max(cfg.Duration/4, time.Second))
 	s := &soak{cfg: cfg, out: out, ctx: ctx, outstanding: map[string]time.Time{}, unknown: map[int]bool{}, faultyIDs: map[string]bool{},
@@ -1455,7 +1466,7 @@ func (s *soak) verify(ctx context.Context, res *SoakResult, metrics map[string]f
 	for _, smp := range res.Samples {
 		peakPool, pmax, peakSess = max(peakPool, smp.PoolConns), max(pmax, smp.PoolMax), max(peakSess, smp.Sessions)
 	}
-	check(CheckConnections, pmax == poolMax && peakPool <= pmax && peakSess <= poolMax+harnessMax && len(res.Samples) > 0,
+	check(CheckConnections, pmax == float64(poolMax) && peakPool <= pmax && peakSess <= int64(poolMax+harnessMax) && len(res.Samples) > 0,
 		"pool peak %.0f of %.0f (AMRD_DB_MAX_CONNS=%d); database sessions peak %d (limit %d: the pool and the soak's jobs replica's %d)",
 		peakPool, pmax, poolMax, peakSess, poolMax+harnessMax, harnessMax)
 

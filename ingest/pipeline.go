@@ -39,7 +39,8 @@ var (
 	ErrClosed     = errors.New("ingest: the pipeline is shutting down")
 )
 
-// Config sizes the pipeline.
+// Config sizes the pipeline. DefaultConfig holds the defaults; New gives a field left at
+// zero its default, except the two whose zero means off (FlushEvery, WarmDevices).
 type Config struct {
 	// QueueReadings bounds readings accepted but not yet committed. Default 100,000:
 	// about 25 MB at ~250 bytes a queued reading, a tenth of the 256 MB memory budget,
@@ -82,35 +83,54 @@ type Config struct {
 	// WarmDevices: when the Writer is also a DevicePager, this many devices (in key
 	// order) are loaded into the name cache at start and after each catalog change, so
 	// that their readings find their names cached. 0: none, names are looked up as
-	// readings arrive. A cached device takes about 200 bytes.
+	// readings arrive. A cached device takes about 200 bytes: the default, 100,000, holds
+	// about 20 MB.
 	WarmDevices int
 	warmPage    int // devices a query of the warm-up reads (default warmPage; tests set less)
 }
 
+// DefaultConfig is the pipeline's configuration as documented on each field, and amrd
+// serve's unless the environment says otherwise (AMRD_INGEST_*).
+func DefaultConfig() Config {
+	return Config{
+		QueueReadings:    100_000,
+		BatchReadings:    10_000,
+		Flushers:         2,
+		ParallelReadings: 4_000,
+		EnqueueWait:      2 * time.Second,
+		DefaultTimeZone:  time.UTC,
+		Retries:          3,
+		WarmDevices:      100_000,
+	}
+}
+
+// defaults gives every field left at zero (or below) its DefaultConfig value, except
+// FlushEvery and WarmDevices, whose zero means off and is kept.
 func (c *Config) defaults() {
+	d := DefaultConfig()
 	if c.QueueReadings <= 0 {
-		c.QueueReadings = 100_000
+		c.QueueReadings = d.QueueReadings
 	}
 	if c.BatchReadings <= 0 {
-		c.BatchReadings = 10_000
+		c.BatchReadings = d.BatchReadings
 	}
 	if c.FlushEvery < 0 {
 		c.FlushEvery = 0
 	}
 	if c.Flushers <= 0 {
-		c.Flushers = 2
+		c.Flushers = d.Flushers
 	}
 	if c.ParallelReadings <= 0 {
-		c.ParallelReadings = 4_000
+		c.ParallelReadings = d.ParallelReadings
 	}
 	if c.EnqueueWait <= 0 {
-		c.EnqueueWait = 2 * time.Second
+		c.EnqueueWait = d.EnqueueWait
 	}
 	if c.DefaultTimeZone == nil {
-		c.DefaultTimeZone = time.UTC
+		c.DefaultTimeZone = d.DefaultTimeZone
 	}
 	if c.Retries <= 0 {
-		c.Retries = 3
+		c.Retries = d.Retries
 	}
 	if c.warmPage <= 0 {
 		c.warmPage = warmPage

@@ -60,7 +60,9 @@ type Executor interface {
 	Execute(ctx context.Context, run store.TaskRun, target store.RunTarget) (result []byte, err error)
 }
 
-// Config sets the jobs' intervals and limits.
+// Config sets the jobs' intervals and limits. DefaultConfig holds the defaults; New gives
+// a field left at zero its default, except those whose zero means "keep" (the rollups'
+// and DataRetention) or "on" (NoRollups).
 type Config struct {
 	// PlanEvery is how often due slots are planned. Default 5 s: a run starts at most
 	// about 5 s (plus DispatchEvery) after its time, never before it.
@@ -76,7 +78,8 @@ type Config struct {
 	RunTimeout time.Duration
 	// MaxAttempts is how many times a scheduled run may be claimed (AMR_RUN_MAX_ATTEMPTS).
 	// Only an expired claim (its replica died) is retried; an executor's failure is
-	// final: the next slot is the natural retry. Default 3.
+	// final: the next slot is the natural retry. Default store.DefaultRunMaxAttempts (3),
+	// as for invoked runs.
 	MaxAttempts int
 	// BlockTimeout releases a network interface block older than this
 	// (AMR_BLOCK_TIMEOUT). Default 5 min: longer than any run (RunTimeout + a minute).
@@ -121,29 +124,49 @@ type Config struct {
 	Now func() time.Time
 }
 
+// DefaultConfig is the jobs' configuration as documented on each field, and amrd
+// serve's unless the environment says otherwise. Worker and Now are left empty: they
+// are this process's (defaults fills them in).
+func DefaultConfig() Config {
+	day := 24 * time.Hour
+	return Config{
+		PlanEvery:       5 * time.Second,
+		DispatchEvery:   time.Second,
+		Workers:         16,
+		RunTimeout:      60 * time.Second,
+		MaxAttempts:     store.DefaultRunMaxAttempts,
+		BlockTimeout:    5 * time.Minute,
+		BlockedRetry:    5 * time.Second,
+		RetentionEvery:  time.Hour,
+		StagedRetention: 30 * day,
+		RunRetention:    30 * day,
+		PromoteEvery:    10 * time.Minute,
+		RollupEvery:     time.Minute,
+		RollupDelay:     15 * time.Minute,
+		RollupSlice:     day,
+	}
+}
+
+// defaults gives every field left at zero (or below) its DefaultConfig value, except
+// those whose zero means "keep" or "on" (DataRetention, HourlyRetention,
+// DailyRetention, NoRollups), which are kept.
 func (c *Config) defaults() {
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
+	d := DefaultConfig()
+	for _, f := range []struct{ v, def *time.Duration }{
+		{&c.PlanEvery, &d.PlanEvery}, {&c.DispatchEvery, &d.DispatchEvery}, {&c.RunTimeout, &d.RunTimeout},
+		{&c.BlockTimeout, &d.BlockTimeout}, {&c.BlockedRetry, &d.BlockedRetry}, {&c.RetentionEvery, &d.RetentionEvery},
+		{&c.StagedRetention, &d.StagedRetention}, {&c.RunRetention, &d.RunRetention}, {&c.PromoteEvery, &d.PromoteEvery},
+		{&c.RollupEvery, &d.RollupEvery}, {&c.RollupDelay, &d.RollupDelay}, {&c.RollupSlice, &d.RollupSlice},
+	} {
+		if *f.v <= 0 {
+			*f.v = *f.def
 		}
 	}
-	def(&c.PlanEvery, 5*time.Second)
-	def(&c.DispatchEvery, time.Second)
-	def(&c.RunTimeout, 60*time.Second)
-	def(&c.BlockTimeout, 5*time.Minute)
-	def(&c.BlockedRetry, 5*time.Second)
-	def(&c.RetentionEvery, time.Hour)
-	def(&c.StagedRetention, 30*24*time.Hour)
-	def(&c.RunRetention, 30*24*time.Hour)
-	def(&c.PromoteEvery, 10*time.Minute)
-	def(&c.RollupEvery, time.Minute)
-	def(&c.RollupDelay, 15*time.Minute)
-	def(&c.RollupSlice, 24*time.Hour)
 	if c.Workers <= 0 {
-		c.Workers = 16
+		c.Workers = d.Workers
 	}
 	if c.MaxAttempts <= 0 {
-		c.MaxAttempts = 3
+		c.MaxAttempts = d.MaxAttempts
 	}
 	if c.Worker == "" {
 		host, _ := os.Hostname()

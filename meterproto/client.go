@@ -26,7 +26,9 @@ var (
 	ErrDeadline = errors.New("readout deadline")
 )
 
-// ReadoutOptions tune a readout session. Zero values take the defaults.
+// ReadoutOptions tune a readout session. DefaultReadoutOptions holds the defaults; a
+// number or duration left at zero takes its default (Address, WakeUp and Echo are taken
+// as given).
 type ReadoutOptions struct {
 	// Address is the device address sent in the request ("" asks any meter).
 	Address string
@@ -54,21 +56,28 @@ type ReadoutOptions struct {
 	Echo bool
 }
 
+// DefaultReadoutOptions are the options documented on each field.
+func DefaultReadoutOptions() ReadoutOptions {
+	return ReadoutOptions{Timeout: 30 * time.Second, IdleTimeout: 5 * time.Second, WakeUpBytes: 64,
+		WakeUpPause: 1500 * time.Millisecond, MaxBlock: DefaultMaxBlock}
+}
+
 func (o ReadoutOptions) withDefaults() ReadoutOptions {
+	d := DefaultReadoutOptions()
 	if o.Timeout <= 0 {
-		o.Timeout = 30 * time.Second
+		o.Timeout = d.Timeout
 	}
 	if o.IdleTimeout <= 0 {
-		o.IdleTimeout = 5 * time.Second
+		o.IdleTimeout = d.IdleTimeout
 	}
 	if o.WakeUpBytes <= 0 {
-		o.WakeUpBytes = 64
+		o.WakeUpBytes = d.WakeUpBytes
 	}
 	if o.WakeUpPause <= 0 {
-		o.WakeUpPause = 1500 * time.Millisecond
+		o.WakeUpPause = d.WakeUpPause
 	}
 	if o.MaxBlock <= 0 {
-		o.MaxBlock = DefaultMaxBlock
+		o.MaxBlock = d.MaxBlock
 	}
 	return o
 }

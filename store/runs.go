@@ -27,6 +27,12 @@ const (
 	TriggerInvoke   = "invoke"
 )
 
+// DefaultRunMaxAttempts is how many times a run may be claimed unless configured
+// (AMRD_AMR_RUN_MAX_ATTEMPTS), scheduled (jobs.Config.MaxAttempts) and invoked
+// (api.Config.RunMaxAttempts) alike. Only a claim whose lease expired (its replica or
+// worker died) is retried; an executor's failure is final.
+const DefaultRunMaxAttempts = 3
+
 // TaskRun is one execution of an AMR task call on one meter device: a slot of a
 // scheduled task, or an invoked call.
 type TaskRun struct {

@@ -27,10 +27,11 @@ type Store struct {
 	rollupWorkers int
 }
 
-// Config is how Open connects.
+// Config is how Open connects. DefaultConfig holds the defaults; Open gives a field left
+// at zero its default.
 type Config struct {
 	URL string
-	// MaxConns caps the pool; 0 keeps pgx's default (4 or the number of CPUs).
+	// MaxConns caps the pool (AMRD_DB_MAX_CONNS). Default 20.
 	MaxConns int32
 	// Secret is SECRET_KEY: the key that encrypts meter security keys is derived from it.
 	// Without it, the methods that read or write security keys return ErrNoSecret.
@@ -42,6 +43,12 @@ type Config struct {
 	// for a range of devices (default 2: the aggregation is CPU-bound in PostgreSQL, and
 	// one transaction uses one core).
 	RollupWorkers int
+}
+
+// DefaultConfig is the pool's configuration as documented on each field (no URL, no
+// secret), and amrd serve's unless the environment says otherwise.
+func DefaultConfig() Config {
+	return Config{MaxConns: 20, RollupWorkers: 2}
 }
 
 // Open connects to the database and checks that it answers.
@@ -57,9 +64,14 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 			return nil, fmt.Errorf("opening the database: %w", err)
 		}
 	}
-	if cfg.MaxConns > 0 {
-		pc.MaxConns = cfg.MaxConns
+	def := DefaultConfig()
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = def.MaxConns
 	}
+	if cfg.RollupWorkers <= 0 {
+		cfg.RollupWorkers = def.RollupWorkers
+	}
+	pc.MaxConns = cfg.MaxConns
 	pc.ConnConfig.RuntimeParams["timezone"] = "UTC"
 	pc.ConnConfig.RuntimeParams["application_name"] = "amrd"
 	// JIT compilation costs amrd's queries far more than it saves: the rollups route spent
@@ -80,11 +92,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("connecting to the database at %s:%d (%s): %w", pc.ConnConfig.Host, pc.ConnConfig.Port, connReason(err), ErrUnavailable)
 	}
-	workers := cfg.RollupWorkers
-	if workers <= 0 {
-		workers = 2
-	}
-	return &Store{pool: pool, log: log, keys: keys, rollupWorkers: workers}, nil
+	return &Store{pool: pool, log: log, keys: keys, rollupWorkers: cfg.RollupWorkers}, nil
 }
 
 // Close closes every connection.

@@ -3,57 +3,175 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/amrd/amrd/api"
+	"github.com/amrd/amrd/ingest"
+	"github.com/amrd/amrd/jobs"
+	"github.com/amrd/amrd/store"
 )
 
 // settings are amrd's settings, read from the environment with Utilitarian's names where
-// one exists. Every one is listed, with its default, in the README.
+// one exists. Every one is listed, with its default, in the README (TestREADMEDefaults
+// holds the two together).
+//
+// The packages' configurations start from their DefaultConfig and take what the
+// environment sets (envSettings), so that a default is written once, in its package;
+// serve adds what is not a setting (keys, clock, metrics handler).
 type settings struct {
-	DatabaseURL         string
-	SecretKey           string
-	SecretKeyFallbacks  []string // old SECRET_KEYs: they still decrypt and verify, never encrypt or sign
-	JWTSigningKey       string
-	JWTExpiration       time.Duration
-	AllowTokenAuth      bool
-	DataRetentionDays   int // 0: keep forever
-	StagedRetentionDays int
-	DefaultMeterTZ      string
-	CORSWhitelist       []string
-	CORSAllowAll        bool
-	AllowedHosts        []string // Django's ALLOWED_HOSTS; empty: any well-formed host
-	UseXForwardedHost   bool
-	Listen              string
-	LogLevel            string
-	BodyLimit           int
-	RequestTimeout      time.Duration
-	DBMaxConns          int
-	IngestQueue         int
-	IngestBatch         int
-	IngestFlush         time.Duration
-	IngestMaxItems      int
-	IngestFlushers      int
-	IngestParallel      int
-	IngestWarmDevices   int
-	CPUProfile          string
-	Jobs                bool
-	AMRWorkers          int
-	AMRRunTimeout       time.Duration
-	AMRRunMaxAttempts   int
-	AMRRunRetentionDays int
-	NetifBlockTimeout   time.Duration
-	Rollups             bool
-	RollupEvery         time.Duration
-	RollupDelay         time.Duration
-	RollupHourlyDays    int // 0: keep
-	RollupDailyDays     int // 0: keep
+	DatabaseURL        string
+	SecretKey          string
+	SecretKeyFallbacks []string // old SECRET_KEYs: they still decrypt and verify, never encrypt or sign
+	JWTSigningKey      string
+	DefaultMeterTZ     string
+	Listen             string
+	LogLevel           string
+	CPUProfile         string
+	Store              store.Config // MaxConns; URL and secrets are set where a command opens it
+	API                api.Config
+	Ingest             ingest.Config
+	Jobs               jobs.Config
+	RunJobs            bool // AMRD_JOBS: run the scheduler on this replica
 	// GCPercent and MemoryLimit are serve's garbage collector settings; 0 leaves the Go
 	// runtime's (GOGC, GOMEMLIMIT) as they are.
 	GCPercent   int
 	MemoryLimit int64
-	defaultZone *time.Location
+}
+
+// defaultSettings are the settings of an empty environment: the packages' defaults and
+// amrd's own.
+func defaultSettings() settings {
+	ing := ingest.DefaultConfig()
+	return settings{
+		DefaultMeterTZ: ing.DefaultTimeZone.String(),
+		Listen:         "127.0.0.1:8000",
+		LogLevel:       "info",
+		Store:          store.DefaultConfig(),
+		API:            api.DefaultConfig(),
+		Ingest:         ing,
+		Jobs:           jobs.DefaultConfig(),
+		RunJobs:        true,
+		// serve collects garbage at 400 % heap growth instead of Go's 100 %: ingestion
+		// allocates per reading (decoding, batches, COPY buffers) and keeps little, so the
+		// collector's work scales with how often it runs. Measured (make bench,
+		// 1,000-reading requests): the collector's share of amrd's CPU fell from 13 % to
+		// 5 %, CPU a reading from 3.3 to 2.2 us, peak RSS rose from 35 to 65 MB. The soft
+		// limit of 192 MiB bounds the heap that a full intake queue (100,000 readings,
+		// about 25 MB) and 10 MB bodies could otherwise grow to at 400 %, below the 256 MB
+		// budget. GOGC or GOMEMLIMIT in the environment keep the Go runtime's own handling.
+		GCPercent:   400,
+		MemoryLimit: 192 << 20,
+	}
+}
+
+// envSetting is an environment variable read into a field of settings, which holds its
+// default until the variable is set.
+type envSetting struct {
+	name string
+	// field points into s: *string, *bool, *int, *int32, *time.Duration, or not (a bool
+	// stored negated).
+	field func(s *settings) any
+	min   int           // numbers and durations: the least value taken
+	unit  time.Duration // durations: what 1 of the variable is (time.Second for _SECONDS)
+}
+
+// not is a bool setting stored negated (AMRD_ROLLUPS in jobs.Config.NoRollups).
+type not struct{ b *bool }
+
+const day = 24 * time.Hour
+
+// envSettings are the settings of one value each, in the README's order. The lists
+// (SECRET_KEY_FALLBACKS, CORS_WHITELIST, ALLOWED_HOSTS) and secrets are read by
+// loadSettings itself.
+var envSettings = []envSetting{
+	{name: "JWT_EXPIRATION_TIME_SECONDS", field: func(s *settings) any { return &s.API.JWTTTL }, min: 1, unit: time.Second},
+	{name: "ALLOW_TOKEN_AUTH", field: func(s *settings) any { return &s.API.AllowTokenAuth }},
+	{name: "CORS_ALLOW_ALL", field: func(s *settings) any { return &s.API.CORSAllowAll }},
+	{name: "USE_X_FORWARDED_HOST", field: func(s *settings) any { return &s.API.UseXForwardedHost }},
+	{name: "DATA_RETENTION_DAYS", field: func(s *settings) any { return &s.Jobs.DataRetention }, min: 1, unit: day},
+	{name: "STAGED_DATA_RETENTION_DAYS", field: func(s *settings) any { return &s.Jobs.StagedRetention }, min: 1, unit: day},
+	{name: "DEFAULT_METER_TIMEZONE", field: func(s *settings) any { return &s.DefaultMeterTZ }},
+	{name: "AMRD_LISTEN", field: func(s *settings) any { return &s.Listen }},
+	{name: "AMRD_LOG_LEVEL", field: func(s *settings) any { return &s.LogLevel }},
+	{name: "AMRD_BODY_LIMIT_BYTES", field: func(s *settings) any { return &s.API.BodyLimit }, min: 1024},
+	{name: "AMRD_REQUEST_TIMEOUT_SECONDS", field: func(s *settings) any { return &s.API.RequestTimeout }, min: 1, unit: time.Second},
+	{name: "AMRD_DB_MAX_CONNS", field: func(s *settings) any { return &s.Store.MaxConns }, min: 2},
+	{name: "AMRD_INGEST_QUEUE_READINGS", field: func(s *settings) any { return &s.Ingest.QueueReadings }, min: 1_000},
+	{name: "AMRD_INGEST_BATCH_READINGS", field: func(s *settings) any { return &s.Ingest.BatchReadings }, min: 1},
+	{name: "AMRD_INGEST_FLUSH_MS", field: func(s *settings) any { return &s.Ingest.FlushEvery }, min: 0, unit: time.Millisecond},
+	{name: "AMRD_INGEST_FLUSHERS", field: func(s *settings) any { return &s.Ingest.Flushers }, min: 1},
+	{name: "AMRD_INGEST_PARALLEL_READINGS", field: func(s *settings) any { return &s.Ingest.ParallelReadings }, min: 1},
+	{name: "AMRD_INGEST_WARM_DEVICES", field: func(s *settings) any { return &s.Ingest.WarmDevices }, min: 0},
+	{name: "AMRD_INGEST_MAX_ITEMS", field: func(s *settings) any { return &s.API.MaxReadingsPerRequest }, min: 1},
+	{name: "AMRD_JOBS", field: func(s *settings) any { return &s.RunJobs }},
+	{name: "AMRD_AMR_WORKERS", field: func(s *settings) any { return &s.Jobs.Workers }, min: 1},
+	{name: "AMRD_AMR_RUN_TIMEOUT_SECONDS", field: func(s *settings) any { return &s.Jobs.RunTimeout }, min: 1, unit: time.Second},
+	{name: "AMRD_AMR_RUN_MAX_ATTEMPTS", field: func(s *settings) any { return &s.Jobs.MaxAttempts }, min: 1},
+	{name: "AMRD_AMR_RUN_RETENTION_DAYS", field: func(s *settings) any { return &s.Jobs.RunRetention }, min: 1, unit: day},
+	{name: "AMRD_NETIF_BLOCK_TIMEOUT_SECONDS", field: func(s *settings) any { return &s.Jobs.BlockTimeout }, min: 1, unit: time.Second},
+	{name: "AMRD_ROLLUPS", field: func(s *settings) any { return not{&s.Jobs.NoRollups} }},
+	{name: "AMRD_ROLLUP_EVERY_SECONDS", field: func(s *settings) any { return &s.Jobs.RollupEvery }, min: 1, unit: time.Second},
+	{name: "AMRD_ROLLUP_DELAY_MINUTES", field: func(s *settings) any { return &s.Jobs.RollupDelay }, min: 1, unit: time.Minute},
+	{name: "AMRD_ROLLUP_HOURLY_RETENTION_DAYS", field: func(s *settings) any { return &s.Jobs.HourlyRetention }, min: 1, unit: day},
+	{name: "AMRD_ROLLUP_DAILY_RETENTION_DAYS", field: func(s *settings) any { return &s.Jobs.DailyRetention }, min: 1, unit: day},
+}
+
+// read sets e's field from v, a value of the environment (not empty).
+func (e envSetting) read(s *settings, v string) error {
+	switch f := e.field(s).(type) {
+	case *string:
+		*f = v
+		return nil
+	case *bool, not:
+		b, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			return fmt.Errorf("%s=%q: must be true or false", e.name, v)
+		}
+		if n, ok := f.(not); ok {
+			*n.b = !b
+		} else {
+			*f.(*bool) = b
+		}
+		return nil
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n < e.min {
+		return fmt.Errorf("%s=%q: must be a whole number of at least %d", e.name, v, e.min)
+	}
+	switch f := e.field(s).(type) {
+	case *int:
+		*f = n
+	case *int32:
+		*f = int32(min(n, math.MaxInt32))
+	case *time.Duration:
+		*f = time.Duration(n) * e.unit
+	default:
+		panic(fmt.Sprintf("setting %s: a field of type %T", e.name, f))
+	}
+	return nil
+}
+
+// text is e's value in s as the environment spells it: the README's default column.
+func (e envSetting) text(s *settings) string {
+	switch f := e.field(s).(type) {
+	case *string:
+		return *f
+	case *bool:
+		return strconv.FormatBool(*f)
+	case not:
+		return strconv.FormatBool(!*f.b)
+	case *int:
+		return strconv.Itoa(*f)
+	case *int32:
+		return strconv.Itoa(int(*f))
+	case *time.Duration:
+		return strconv.FormatInt(int64(*f/e.unit), 10)
+	}
+	panic(fmt.Sprintf("setting %s: a field of type %T", e.name, e.field(s)))
 }
 
 // hostName is an ALLOWED_HOSTS entry other than "*": a host name or IP address, with a
@@ -65,40 +183,21 @@ var hostName = regexp.MustCompile(`^(\.?[a-z0-9-]+(\.[a-z0-9-]+)*\.?|\[[a-f0-9]*
 const minSecretLen = 32
 
 func loadSettings(getenv func(string) string) (settings, error) {
-	s := settings{
-		DatabaseURL:    getenv("DATABASE_URL"),
-		SecretKey:      getenv("SECRET_KEY"),
-		JWTSigningKey:  getenv("JWT_SIGNING_KEY"),
-		DefaultMeterTZ: or(getenv("DEFAULT_METER_TIMEZONE"), "UTC"),
-		Listen:         or(getenv("AMRD_LISTEN"), "127.0.0.1:8000"),
-		LogLevel:       or(getenv("AMRD_LOG_LEVEL"), "info"),
-		CPUProfile:     getenv("AMRD_CPUPROFILE"),
-	}
+	s := defaultSettings()
+	s.DatabaseURL = getenv("DATABASE_URL")
+	s.SecretKey = getenv("SECRET_KEY")
+	s.JWTSigningKey = getenv("JWT_SIGNING_KEY")
+	s.CPUProfile = getenv("AMRD_CPUPROFILE")
 	var errs []error
-	num := func(name string, def int, min int) int {
-		v := getenv(name)
-		if v == "" {
-			return def
+	for _, e := range envSettings {
+		if v := getenv(e.name); v != "" {
+			if err := e.read(&s, v); err != nil {
+				errs = append(errs, err)
+			}
 		}
-		n, err := strconv.Atoi(strings.TrimSpace(v))
-		if err != nil || n < min {
-			errs = append(errs, fmt.Errorf("%s=%q: must be a whole number of at least %d", name, v, min))
-			return def
-		}
-		return n
 	}
-	boolean := func(name string, def bool) bool {
-		v := getenv(name)
-		if v == "" {
-			return def
-		}
-		b, err := strconv.ParseBool(strings.TrimSpace(v))
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s=%q: must be true or false", name, v))
-			return def
-		}
-		return b
-	}
+	// One setting for both kinds of run: scheduled (jobs) and invoked (api).
+	s.API.RunMaxAttempts = s.Jobs.MaxAttempts
 	// Django's SECRET_KEY_FALLBACKS, as a comma-separated list (a secret with a comma
 	// cannot be listed).
 	for _, k := range strings.Split(getenv("SECRET_KEY_FALLBACKS"), ",") {
@@ -106,14 +205,9 @@ func loadSettings(getenv func(string) string) (settings, error) {
 			s.SecretKeyFallbacks = append(s.SecretKeyFallbacks, k)
 		}
 	}
-	s.JWTExpiration = time.Duration(num("JWT_EXPIRATION_TIME_SECONDS", 1200, 1)) * time.Second
-	s.AllowTokenAuth = boolean("ALLOW_TOKEN_AUTH", true)
-	s.DataRetentionDays = num("DATA_RETENTION_DAYS", 0, 1)
-	s.StagedRetentionDays = num("STAGED_DATA_RETENTION_DAYS", 30, 1)
-	s.CORSAllowAll = boolean("CORS_ALLOW_ALL", false)
 	for _, o := range strings.Split(getenv("CORS_WHITELIST"), ",") {
 		if o = strings.TrimSpace(o); o != "" {
-			s.CORSWhitelist = append(s.CORSWhitelist, o)
+			s.API.CORSWhitelist = append(s.API.CORSWhitelist, o)
 		}
 	}
 	// Django's ALLOWED_HOSTS, comma-separated: "example.org", ".example.org" (it and its
@@ -126,49 +220,19 @@ func loadSettings(getenv func(string) string) (settings, error) {
 			errs = append(errs, fmt.Errorf("ALLOWED_HOSTS: %q is not a host name, .domain, [IPv6 address] or *", h))
 			continue
 		}
-		s.AllowedHosts = append(s.AllowedHosts, h)
+		s.API.AllowedHosts = append(s.API.AllowedHosts, h)
 	}
-	s.UseXForwardedHost = boolean("USE_X_FORWARDED_HOST", false)
-	s.BodyLimit = num("AMRD_BODY_LIMIT_BYTES", 10<<20, 1024)
-	s.RequestTimeout = time.Duration(num("AMRD_REQUEST_TIMEOUT_SECONDS", 30, 1)) * time.Second
-	s.DBMaxConns = num("AMRD_DB_MAX_CONNS", 20, 2)
-	s.IngestQueue = num("AMRD_INGEST_QUEUE_READINGS", 100_000, 1_000)
-	s.IngestBatch = num("AMRD_INGEST_BATCH_READINGS", 10_000, 1)
-	s.IngestFlush = time.Duration(num("AMRD_INGEST_FLUSH_MS", 0, 0)) * time.Millisecond
-	s.IngestMaxItems = num("AMRD_INGEST_MAX_ITEMS", 10_000, 1)
-	s.IngestFlushers = num("AMRD_INGEST_FLUSHERS", 0, 1)
-	s.IngestParallel = num("AMRD_INGEST_PARALLEL_READINGS", 0, 1)
-	s.IngestWarmDevices = num("AMRD_INGEST_WARM_DEVICES", 100_000, 0)
-	s.Jobs = boolean("AMRD_JOBS", true)
-	s.AMRWorkers = num("AMRD_AMR_WORKERS", 16, 1)
-	s.AMRRunTimeout = time.Duration(num("AMRD_AMR_RUN_TIMEOUT_SECONDS", 60, 1)) * time.Second
-	s.AMRRunMaxAttempts = num("AMRD_AMR_RUN_MAX_ATTEMPTS", 3, 1)
-	s.AMRRunRetentionDays = num("AMRD_AMR_RUN_RETENTION_DAYS", 30, 1)
-	s.NetifBlockTimeout = time.Duration(num("AMRD_NETIF_BLOCK_TIMEOUT_SECONDS", 300, 1)) * time.Second
-	s.Rollups = boolean("AMRD_ROLLUPS", true)
-	s.RollupEvery = time.Duration(num("AMRD_ROLLUP_EVERY_SECONDS", 60, 1)) * time.Second
-	s.RollupDelay = time.Duration(num("AMRD_ROLLUP_DELAY_MINUTES", 15, 1)) * time.Minute
-	s.RollupHourlyDays = num("AMRD_ROLLUP_HOURLY_RETENTION_DAYS", 0, 1)
-	s.RollupDailyDays = num("AMRD_ROLLUP_DAILY_RETENTION_DAYS", 0, 1)
-	// serve collects garbage at 400 % heap growth instead of Go's 100 %: ingestion
-	// allocates per reading (decoding, batches, COPY buffers) and keeps little, so the
-	// collector's work scales with how often it runs. Measured (make bench, 1,000-reading
-	// requests): the collector's share of amrd's CPU fell from 13 % to 5 %, CPU a reading
-	// from 3.3 to 2.2 us, peak RSS rose from 35 to 65 MB. The soft limit of 192 MiB
-	// bounds the heap that a full intake queue (100,000 readings, about 25 MB) and
-	// 10 MB bodies could otherwise grow to at 400 %, below the 256 MB budget. GOGC or
-	// GOMEMLIMIT in the environment keep the Go runtime's own handling.
-	if getenv("GOGC") == "" {
-		s.GCPercent = 400
+	if getenv("GOGC") != "" {
+		s.GCPercent = 0
 	}
-	if getenv("GOMEMLIMIT") == "" {
-		s.MemoryLimit = 192 << 20
+	if getenv("GOMEMLIMIT") != "" {
+		s.MemoryLimit = 0
 	}
-	if s.IngestMaxItems > s.IngestQueue {
-		errs = append(errs, fmt.Errorf("AMRD_INGEST_MAX_ITEMS (%d) must not exceed AMRD_INGEST_QUEUE_READINGS (%d)", s.IngestMaxItems, s.IngestQueue))
+	if s.API.MaxReadingsPerRequest > s.Ingest.QueueReadings {
+		errs = append(errs, fmt.Errorf("AMRD_INGEST_MAX_ITEMS (%d) must not exceed AMRD_INGEST_QUEUE_READINGS (%d)", s.API.MaxReadingsPerRequest, s.Ingest.QueueReadings))
 	}
 	if loc, err := time.LoadLocation(s.DefaultMeterTZ); err == nil {
-		s.defaultZone = loc
+		s.Ingest.DefaultTimeZone = loc
 	} else {
 		errs = append(errs, fmt.Errorf("DEFAULT_METER_TIMEZONE=%q: not a time zone of the tz database", s.DefaultMeterTZ))
 	}

@@ -34,6 +34,7 @@ import (
 	"github.com/amrd/amrd/deploy"
 	"github.com/amrd/amrd/ingest"
 	"github.com/amrd/amrd/jobs"
+	"github.com/amrd/amrd/meterproto"
 	"github.com/amrd/amrd/store"
 )
 
@@ -186,8 +187,9 @@ func serve(ctx context.Context, cfg settings, stdout io.Writer, log *slog.Logger
 	if cfg.MemoryLimit > 0 {
 		debug.SetMemoryLimit(cfg.MemoryLimit)
 	}
-	st, err := store.Open(ctx, store.Config{URL: cfg.DatabaseURL, MaxConns: int32(cfg.DBMaxConns), Secret: cfg.SecretKey,
-		SecretFallbacks: cfg.SecretKeyFallbacks}, log)
+	sc := cfg.Store
+	sc.URL, sc.Secret, sc.SecretFallbacks = cfg.DatabaseURL, cfg.SecretKey, cfg.SecretKeyFallbacks
+	st, err := store.Open(ctx, sc, log)
 	if err != nil {
 		return err
 	}
@@ -209,23 +211,11 @@ func serve(ctx context.Context, cfg settings, stdout io.Writer, log *slog.Logger
 	if err != nil {
 		return err
 	}
-	srv, err := api.New(api.Config{
-		JWTKey:         cfg.jwtKey(),
-		JWTTTL:         cfg.JWTExpiration,
-		AllowTokenAuth: cfg.AllowTokenAuth,
-		CORSWhitelist:  cfg.CORSWhitelist,
-		CORSAllowAll:   cfg.CORSAllowAll,
-		AllowedHosts:   cfg.AllowedHosts,
-		BodyLimit:      cfg.BodyLimit,
-		RequestTimeout: cfg.RequestTimeout,
-		Metrics:        promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
-
-		JWTKeyFallbacks:       cfg.jwtKeyFallbacks(),
-		MaxReadingsPerRequest: cfg.IngestMaxItems,
-		RunMaxAttempts:        cfg.AMRRunMaxAttempts,
-		UseXForwardedHost:     cfg.UseXForwardedHost,
-		Now:                   clock.Now,
-	}, st, pipe, log, reg)
+	ac := cfg.API
+	ac.JWTKey, ac.JWTKeyFallbacks = cfg.jwtKey(), cfg.jwtKeyFallbacks()
+	ac.Metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+	ac.Now = clock.Now
+	srv, err := api.New(ac, st, pipe, log, reg)
 	if err != nil {
 		return err
 	}
@@ -248,7 +238,7 @@ func serve(ctx context.Context, cfg settings, stdout io.Writer, log *slog.Logger
 	// requests and waits for those in flight, whose readings the pipeline then commits;
 	// only then does the pool close (deferred above).
 	defer startPipeline(pipe)()
-	if cfg.Jobs {
+	if cfg.RunJobs {
 		j, err := newJobs(cfg, st, clock.Now, pipe, log, reg)
 		if err != nil {
 			return err
@@ -290,43 +280,22 @@ func checkSchema(ctx context.Context, st *store.Store) error {
 
 // newPipeline builds the ingest pipeline from the settings (serve and import share it).
 func newPipeline(cfg settings, st *store.Store, log *slog.Logger, reg prometheus.Registerer) (*ingest.Pipeline, error) {
-	return ingest.New(ingest.Config{
-		QueueReadings:    cfg.IngestQueue,
-		BatchReadings:    cfg.IngestBatch,
-		FlushEvery:       cfg.IngestFlush,
-		Flushers:         cfg.IngestFlushers,
-		ParallelReadings: cfg.IngestParallel,
-		WarmDevices:      cfg.IngestWarmDevices,
-		DefaultTimeZone:  cfg.defaultZone,
-	}, st, log, reg)
+	return ingest.New(cfg.Ingest, st, log, reg)
 }
 
 // newJobs builds the scheduler of AMR task runs, retention and staging jobs, with the
 // built-in executors; now is the database's clock.
 func newJobs(cfg settings, st *store.Store, now func() time.Time, pipe *ingest.Pipeline, log *slog.Logger, reg prometheus.Registerer) (*jobs.Jobs, error) {
-	day := 24 * time.Hour
-	return jobs.New(jobs.Config{
-		Workers:         cfg.AMRWorkers,
-		RunTimeout:      cfg.AMRRunTimeout,
-		MaxAttempts:     cfg.AMRRunMaxAttempts,
-		BlockTimeout:    cfg.NetifBlockTimeout,
-		DataRetention:   time.Duration(cfg.DataRetentionDays) * day,
-		StagedRetention: time.Duration(cfg.StagedRetentionDays) * day,
-		RunRetention:    time.Duration(cfg.AMRRunRetentionDays) * day,
-		NoRollups:       !cfg.Rollups,
-		RollupEvery:     cfg.RollupEvery,
-		RollupDelay:     cfg.RollupDelay,
-		HourlyRetention: time.Duration(cfg.RollupHourlyDays) * day,
-		DailyRetention:  time.Duration(cfg.RollupDailyDays) * day,
-		Now:             now,
-	}, st, builtinExecutors(pipe, cfg.defaultZone), log, reg)
+	jc := cfg.Jobs
+	jc.Now = now
+	return jobs.New(jc, st, builtinExecutors(pipe, cfg.Ingest.DefaultTimeZone), log, reg)
 }
 
 // builtinExecutors are the execution types amrd runs itself; runs of the others
-// (generic_lis200, generic_corus_meter) wait for an external worker (README).
+// (meterproto.ExecutionTypes) wait for an external worker (README).
 func builtinExecutors(pipe *ingest.Pipeline, zone *time.Location) map[string]jobs.Executor {
 	return map[string]jobs.Executor{
-		"generic_iec6205621": jobs.IEC{Ingest: pipe, DefaultZone: zone},
+		meterproto.ExecGenericIEC6205621: jobs.IEC{Ingest: pipe, DefaultZone: zone},
 	}
 }
 
@@ -471,16 +440,17 @@ func tokenCmd(ctx context.Context, cfg settings, log *slog.Logger, args []string
 }
 
 func benchCmd(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	def := bench.DefaultConfig()
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	meters := fs.Int("meters", 10_000, "meters in the fleet (8 series each)")
-	seconds := fs.Int("seconds", 12, "seconds each case writes (at least 10)")
-	jsonPath := fs.String("json", "bench-results.json", "where to write the results as JSON")
+	meters := fs.Int("meters", def.Meters, "meters in the fleet (8 series each)")
+	seconds := fs.Int("seconds", int(def.Duration/time.Second), "seconds each case writes (at least 10)")
+	jsonPath := fs.String("json", def.JSONPath, "where to write the results as JSON")
 	only := fs.String("only", "", "comma-separated cases to run alone, for tuning: a_copy,b_batches,b_norollups,c_single,d_naive; r1..r5 (read); r6 (b_batches,b_norollups)")
-	rounds := fs.Int("rounds", 3, "times each case runs, taking turns; each case's median counts (an even count gets one more)")
-	read := fs.Bool("read", true, "run the read benchmark (r1-r5) after the ingestion cases")
-	readMeters := fs.Int("read-meters", 1_000, "meters of the read load (4 series each)")
-	readDays := fs.Int("read-days", 30, "days of 15-minute readings in the read load")
-	readRuns := fs.Int("read-runs", 30, "timed runs of each read query")
+	rounds := fs.Int("rounds", def.Rounds, "times each case runs, taking turns; each case's median counts (an even count gets one more)")
+	read := fs.Bool("read", def.Read, "run the read benchmark (r1-r5) after the ingestion cases")
+	readMeters := fs.Int("read-meters", def.ReadMeters, "meters of the read load (4 series each)")
+	readDays := fs.Int("read-days", def.ReadDays, "days of 15-minute readings in the read load")
+	readRuns := fs.Int("read-runs", def.ReadRuns, "timed runs of each read query")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -288,23 +288,28 @@ func TestLoadSettings(t *testing.T) {
 	t.Run("defaults", func(t *testing.T) {
 		s, err := loadSettings(envFunc(nil))
 		require.NoError(t, err)
-		require.Equal(t, 1200*time.Second, s.JWTExpiration)
-		require.True(t, s.AllowTokenAuth)
-		require.Equal(t, 30, s.StagedRetentionDays)
-		require.Zero(t, s.DataRetentionDays, "readings are kept forever by default")
+		require.Equal(t, 1200*time.Second, s.API.JWTTTL)
+		require.True(t, s.API.AllowTokenAuth)
+		require.Equal(t, 30*24*time.Hour, s.Jobs.StagedRetention)
+		require.Zero(t, s.Jobs.DataRetention, "readings are kept forever by default")
 		require.Equal(t, "UTC", s.DefaultMeterTZ)
+		require.Equal(t, time.UTC, s.Ingest.DefaultTimeZone)
 		require.Equal(t, "127.0.0.1:8000", s.Listen)
 		require.Equal(t, "info", s.LogLevel)
-		require.Equal(t, 10<<20, s.BodyLimit)
-		require.Equal(t, 30*time.Second, s.RequestTimeout)
-		require.Equal(t, 20, s.DBMaxConns)
-		require.False(t, s.CORSAllowAll)
-		require.Empty(t, s.CORSWhitelist)
-		require.Empty(t, s.AllowedHosts, "any well-formed host")
-		require.False(t, s.UseXForwardedHost)
-		require.Zero(t, s.IngestFlush, "group commit without a window")
-		require.Zero(t, s.IngestParallel, "the pipeline's default (4,000)")
-		require.Equal(t, 100_000, s.IngestWarmDevices)
+		require.Equal(t, 10<<20, s.API.BodyLimit)
+		require.Equal(t, 30*time.Second, s.API.RequestTimeout)
+		require.Equal(t, int32(20), s.Store.MaxConns)
+		require.False(t, s.API.CORSAllowAll)
+		require.Empty(t, s.API.CORSWhitelist)
+		require.Empty(t, s.API.AllowedHosts, "any well-formed host")
+		require.False(t, s.API.UseXForwardedHost)
+		require.Zero(t, s.Ingest.FlushEvery, "group commit without a window")
+		require.Equal(t, 4_000, s.Ingest.ParallelReadings)
+		require.Equal(t, 100_000, s.Ingest.WarmDevices)
+		require.Equal(t, 3, s.Jobs.MaxAttempts)
+		require.Equal(t, 3, s.API.RunMaxAttempts, "invoked runs get the attempts of scheduled ones")
+		require.True(t, s.RunJobs)
+		require.False(t, s.Jobs.NoRollups)
 		require.Equal(t, 400, s.GCPercent)
 		require.Equal(t, int64(192<<20), s.MemoryLimit)
 	})
@@ -328,25 +333,33 @@ func TestLoadSettings(t *testing.T) {
 			"AMRD_INGEST_FLUSH_MS":          "2",
 			"AMRD_INGEST_PARALLEL_READINGS": "500",
 			"AMRD_INGEST_WARM_DEVICES":      "0",
+			"AMRD_AMR_RUN_MAX_ATTEMPTS":     "5",
+			"AMRD_ROLLUPS":                  "false",
+			"AMRD_ROLLUP_DELAY_MINUTES":     "30",
 			"GOGC":                          "100",
 			"GOMEMLIMIT":                    "1GiB",
 		}))
 		require.NoError(t, err)
-		require.Equal(t, 60*time.Second, s.JWTExpiration)
-		require.False(t, s.AllowTokenAuth)
-		require.Equal(t, 365, s.DataRetentionDays)
-		require.Equal(t, 7, s.StagedRetentionDays)
+		require.Equal(t, 60*time.Second, s.API.JWTTTL)
+		require.False(t, s.API.AllowTokenAuth)
+		require.Equal(t, 365*24*time.Hour, s.Jobs.DataRetention)
+		require.Equal(t, 7*24*time.Hour, s.Jobs.StagedRetention)
 		require.Equal(t, "Europe/Zurich", s.DefaultMeterTZ)
-		require.Equal(t, []string{"https://a.example", "https://b.example"}, s.CORSWhitelist)
-		require.True(t, s.CORSAllowAll)
-		require.Equal(t, []string{"api.example.org", ".example.net", "*", "[::1]"}, s.AllowedHosts)
-		require.True(t, s.UseXForwardedHost)
+		require.Equal(t, "Europe/Zurich", s.Ingest.DefaultTimeZone.String())
+		require.Equal(t, []string{"https://a.example", "https://b.example"}, s.API.CORSWhitelist)
+		require.True(t, s.API.CORSAllowAll)
+		require.Equal(t, []string{"api.example.org", ".example.net", "*", "[::1]"}, s.API.AllowedHosts)
+		require.True(t, s.API.UseXForwardedHost)
 		require.Equal(t, "0.0.0.0:9000", s.Listen)
 		require.Equal(t, "debug", s.LogLevel)
-		require.Equal(t, 5, s.DBMaxConns)
-		require.Equal(t, 2*time.Millisecond, s.IngestFlush)
-		require.Equal(t, 500, s.IngestParallel)
-		require.Zero(t, s.IngestWarmDevices, "0 turns the warm-up off")
+		require.Equal(t, int32(5), s.Store.MaxConns)
+		require.Equal(t, 2*time.Millisecond, s.Ingest.FlushEvery)
+		require.Equal(t, 500, s.Ingest.ParallelReadings)
+		require.Zero(t, s.Ingest.WarmDevices, "0 turns the warm-up off")
+		require.Equal(t, 5, s.Jobs.MaxAttempts)
+		require.Equal(t, 5, s.API.RunMaxAttempts)
+		require.True(t, s.Jobs.NoRollups)
+		require.Equal(t, 30*time.Minute, s.Jobs.RollupDelay)
 		require.Zero(t, s.GCPercent, "GOGC is the Go runtime's to apply")
 		require.Zero(t, s.MemoryLimit)
 		require.Equal(t, []byte(testSecret), s.jwtKey())
@@ -370,6 +383,8 @@ func TestLoadSettings(t *testing.T) {
 		{"body limit too small", "AMRD_BODY_LIMIT_BYTES", "100"},
 		{"request timeout not a number", "AMRD_REQUEST_TIMEOUT_SECONDS", "1.5"},
 		{"one connection", "AMRD_DB_MAX_CONNS", "1"},
+		{"rollups not a bool", "AMRD_ROLLUPS", "sometimes"},
+		{"negative warm-up", "AMRD_INGEST_WARM_DEVICES", "-1"},
 		{"unknown time zone", "DEFAULT_METER_TIMEZONE", "Mars/Olympus_Mons"},
 		{"unknown log level", "AMRD_LOG_LEVEL", "verbose"},
 	}
