@@ -50,6 +50,8 @@ type Store interface {
 	MaterializeRollups(ctx context.Context, slice time.Duration) (store.RollupResult, error)
 	RecomputeMarked(ctx context.Context, limit int) (store.RollupResult, error)
 	ReadingsRetentionCutoff(ctx context.Context, want time.Time) (time.Time, error)
+
+	ClusterReadingChunks(ctx context.Context, before time.Time, max int) ([]store.ChunkReorder, error)
 }
 
 // Executor performs one run of its execution type. The context carries the run's
@@ -115,6 +117,15 @@ type Config struct {
 	RollupSlice time.Duration
 	// HourlyRetention and DailyRetention expire rollups (0 keeps them, the default).
 	HourlyRetention, DailyRetention time.Duration
+	// ClusterEvery is how often the cluster job looks for settled readings chunks to
+	// rewrite in key order (ClusterReadings). Default 10 min.
+	ClusterEvery time.Duration
+	// ClusterAfter is how long after its day ended a readings chunk counts as settled
+	// (AMRD_CLUSTER_AFTER_HOURS): late readings into it are rare by then, and CLUSTER
+	// locks the chunk while it runs. Default 48 h.
+	ClusterAfter time.Duration
+	// NoCluster leaves the readings chunks as written (AMRD_CLUSTER_READINGS=false).
+	NoCluster bool
 	// Worker names this replica in the runs it claims. Default host name and process id.
 	Worker string
 	// Now is the clock of slots, due times, leases and blocks. serve passes the
@@ -144,6 +155,8 @@ func DefaultConfig() Config {
 		RollupEvery:     time.Minute,
 		RollupDelay:     15 * time.Minute,
 		RollupSlice:     day,
+		ClusterEvery:    10 * time.Minute,
+		ClusterAfter:    2 * day,
 	}
 }
 
@@ -157,6 +170,7 @@ func (c *Config) defaults() {
 		{&c.BlockTimeout, &d.BlockTimeout}, {&c.BlockedRetry, &d.BlockedRetry}, {&c.RetentionEvery, &d.RetentionEvery},
 		{&c.StagedRetention, &d.StagedRetention}, {&c.RunRetention, &d.RunRetention}, {&c.PromoteEvery, &d.PromoteEvery},
 		{&c.RollupEvery, &d.RollupEvery}, {&c.RollupDelay, &d.RollupDelay}, {&c.RollupSlice, &d.RollupSlice},
+		{&c.ClusterEvery, &d.ClusterEvery}, {&c.ClusterAfter, &d.ClusterAfter},
 	} {
 		if *f.v <= 0 {
 			*f.v = *f.def
@@ -229,10 +243,11 @@ func (j *Jobs) Run(ctx context.Context) error {
 		{"retention", j.cfg.RetentionEvery, j.Retention},
 		{"promote_staged", j.cfg.PromoteEvery, j.promoteJob},
 		{"rollups", j.cfg.RollupEvery, j.Rollups},
+		{"cluster_readings", j.cfg.ClusterEvery, j.ClusterReadings},
 		{"release_blocks", time.Minute, j.ReleaseBlocks},
 	}
 	for _, e := range every {
-		if e.name == "rollups" && j.cfg.NoRollups {
+		if e.name == "rollups" && j.cfg.NoRollups || e.name == "cluster_readings" && j.cfg.NoCluster {
 			continue
 		}
 		_, err := s.NewJob(gocron.DurationJob(e.d),

@@ -433,3 +433,48 @@ func TestSchedulerRunsJobsUntilStopped(t *testing.T) {
 	require.Equal(t, 2, runs)
 	require.Equal(t, 2, calls)
 }
+
+func TestClusterReadingsRewritesSettledChunksOnce(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	_, url := storetest.New(t)
+	now := time.Now().UTC()
+	// Readings of 4 pairs written in time order over the last 4 days: 5 day chunks, of
+	// which those whose day ended 48 h ago or more are settled.
+	storetest.Exec(t, url, `INSERT INTO meter_readings (device_key, series_key, ts, value)
+		SELECT d, 1, t, 1 FROM generate_series($1::timestamptz - interval '4 days', $1, interval '1 hour') t,
+			generate_series(1, 4) d ORDER BY t, d`, now)
+	clustered := func() int {
+		var n int
+		storetest.Query(t, url, `SELECT count(*) FROM timescaledb_information.chunks c
+			JOIN pg_index i ON i.indrelid = format('%I.%I', c.chunk_schema, c.chunk_name)::regclass
+			WHERE c.hypertable_name = 'meter_readings' AND i.indisclustered`, nil, &n)
+		return n
+	}
+	var settled int
+	storetest.Query(t, url, `SELECT count(*) FROM timescaledb_information.chunks
+		WHERE hypertable_name = 'meter_readings' AND range_end <= $1::timestamptz - interval '48 hours'`, []any{now}, &settled)
+	require.GreaterOrEqual(t, settled, 2)
+
+	st, err := store.Open(ctx, store.Config{URL: url}, discard())
+	require.NoError(t, err)
+	defer st.Close()
+	reg := prometheus.NewRegistry()
+	j, err := jobs.New(jobs.Config{}, st, nil, discard(), reg)
+	require.NoError(t, err)
+	require.NoError(t, j.ClusterReadings(ctx, now))
+	require.Equal(t, min(settled, 2), clustered(), "two chunks a run")
+	for range 3 {
+		require.NoError(t, j.ClusterReadings(ctx, now))
+	}
+	require.Equal(t, settled, clustered(), "every settled chunk, once; none of the last two days")
+	families, err := reg.Gather()
+	require.NoError(t, err)
+	var counted float64
+	for _, f := range families {
+		if f.GetName() == "amrd_readings_chunks_clustered_total" {
+			counted = f.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	require.Equal(t, float64(settled), counted)
+}

@@ -24,6 +24,8 @@ type metrics struct {
 	rollupReadings, rollupRecomputed prometheus.Counter
 	rollupDiscarded                  prometheus.Counter
 	rollupLag, rollupMarks           prometheus.Gauge
+
+	clustered prometheus.Counter
 }
 
 // rollupRows counts what one rollup step wrote.
@@ -70,6 +72,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Staged readings promoted by the promotion job."}),
 		blocksReleased: prometheus.NewCounter(prometheus.CounterOpts{Name: "amrd_netif_blocks_released_total",
 			Help: "Stale network interface blocks released."}),
+		clustered: prometheus.NewCounter(prometheus.CounterOpts{Name: "amrd_readings_chunks_clustered_total",
+			Help: "Readings chunks rewritten in key order (device, series, time) by the cluster job."}),
 		rollupWritten: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "amrd_rollup_rows_materialized_total",
 			Help: "Rollup buckets written (materialized or recomputed), by rollup."}, []string{"rollup"}),
 		rollupReadings: prometheus.NewCounter(prometheus.CounterOpts{Name: "amrd_rollup_readings_materialized_total",
@@ -85,7 +89,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	for _, c := range []prometheus.Collector{m.runs, m.failures, m.skipped, m.duration, m.planned, m.expired, m.cancelled,
 		m.blocked, m.finished, m.runSeconds, m.inFlight, m.chunks, m.runsDeleted, m.promoted, m.blocksReleased,
-		m.rollupWritten, m.rollupReadings, m.rollupRecomputed, m.rollupDiscarded, m.rollupLag, m.rollupMarks} {
+		m.rollupWritten, m.rollupReadings, m.rollupRecomputed, m.rollupDiscarded, m.rollupLag, m.rollupMarks, m.clustered} {
 		if err := reg.Register(c); err != nil {
 			return nil, errors.Join(errors.New("registering job metrics"), err)
 		}

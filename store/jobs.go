@@ -12,10 +12,11 @@ import (
 
 // WithJobLock runs fn while holding the PostgreSQL advisory lock named after the job, so
 // that one replica at a time runs it; it reports false, without running fn, when another
-// session holds the lock. The lock is a session lock on a connection of its own: if amrd
-// dies, PostgreSQL ends the session and frees it.
+// session holds the lock. The lock is a session lock on a connection of its own (from
+// the job lock pool, see Store.locks): if amrd dies, PostgreSQL ends the session and
+// frees it.
 func (s *Store) WithJobLock(ctx context.Context, job string, fn func(context.Context) error) (bool, error) {
-	conn, err := s.pool.Acquire(ctx)
+	conn, err := s.locks.Acquire(ctx)
 	if err != nil {
 		return false, mapErr("locking job "+job, err)
 	}

@@ -20,7 +20,11 @@ import (
 // Store is a handle on amrd's database.
 type Store struct {
 	pool *pgxpool.Pool
-	log  *slog.Logger
+	// locks holds the sessions of job locks (WithJobLock), apart from pool: a job holds
+	// its lock's session while its work takes connections of pool, so with both in one
+	// pool as many jobs as connections would each hold one and wait for another forever.
+	locks *pgxpool.Pool
+	log   *slog.Logger
 	// keys seals meter security keys; nil without Config.Secret.
 	keys *keyRing
 	// rollupWorkers is how many transactions materialize hourly rollups at once.
@@ -82,21 +86,38 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 		registerNumeric(c)
 		return nil
 	}
+	lc := pc.Copy()
+	lc.MaxConns = jobLockConns
+	lc.ConnConfig.RuntimeParams["application_name"] = "amrd-job-locks"
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
+		return nil, fmt.Errorf("opening the database: %w", err)
+	}
+	// Connects lazily: a process that runs no job (AMRD_JOBS=false, the CLI) opens none.
+	locks, err := pgxpool.NewWithConfig(ctx, lc)
+	if err != nil {
+		pool.Close()
 		return nil, fmt.Errorf("opening the database: %w", err)
 	}
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := pool.Ping(pctx); err != nil {
 		pool.Close()
+		locks.Close()
 		return nil, fmt.Errorf("connecting to the database at %s:%d (%s): %w", pc.ConnConfig.Host, pc.ConnConfig.Port, connReason(err), ErrUnavailable)
 	}
-	return &Store{pool: pool, log: log, keys: keys, rollupWorkers: cfg.RollupWorkers}, nil
+	return &Store{pool: pool, locks: locks, log: log, keys: keys, rollupWorkers: cfg.RollupWorkers}, nil
 }
 
+// jobLockConns caps the job lock sessions: one for each of the 7 jobs (jobs.Run), which
+// gocron runs one at a time each, so they never wait for one another here.
+const jobLockConns = 7
+
 // Close closes every connection.
-func (s *Store) Close() { s.pool.Close() }
+func (s *Store) Close() {
+	s.pool.Close()
+	s.locks.Close()
+}
 
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error {

@@ -79,7 +79,8 @@ type envSetting struct {
 	unit  time.Duration // durations: what 1 of the variable is (time.Second for _SECONDS)
 }
 
-// not is a bool setting stored negated (AMRD_ROLLUPS in jobs.Config.NoRollups).
+// not is a bool setting stored negated (AMRD_ROLLUPS in jobs.Config.NoRollups,
+// AMRD_CLUSTER_READINGS in NoCluster).
 type not struct{ b *bool }
 
 const day = 24 * time.Hour
@@ -118,6 +119,8 @@ var envSettings = []envSetting{
 	{name: "AMRD_ROLLUP_DELAY_MINUTES", field: func(s *settings) any { return &s.Jobs.RollupDelay }, min: 1, unit: time.Minute},
 	{name: "AMRD_ROLLUP_HOURLY_RETENTION_DAYS", field: func(s *settings) any { return &s.Jobs.HourlyRetention }, min: 1, unit: day},
 	{name: "AMRD_ROLLUP_DAILY_RETENTION_DAYS", field: func(s *settings) any { return &s.Jobs.DailyRetention }, min: 1, unit: day},
+	{name: "AMRD_CLUSTER_READINGS", field: func(s *settings) any { return not{&s.Jobs.NoCluster} }},
+	{name: "AMRD_CLUSTER_AFTER_HOURS", field: func(s *settings) any { return &s.Jobs.ClusterAfter }, min: 1, unit: time.Hour},
 }
 
 // read sets e's field from v, a value of the environment (not empty).
