@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/amrd/amrd/jobs"
 	"github.com/amrd/amrd/store"
 )
 
@@ -104,6 +105,10 @@ type ReadResults struct {
 	To            time.Time          `json:"to"`
 	LoadSeconds   float64            `json:"load_seconds"`
 	VacuumSeconds float64            `json:"vacuum_analyze_seconds"`
+	// Clustered chunks of settled days, as the cluster_readings job leaves a live
+	// database, and the time that took.
+	ClusteredChunks int     `json:"clustered_chunks"`
+	ClusterSeconds  float64 `json:"cluster_seconds"`
 	Rollups       *Materialization   `json:"r5_materialization,omitempty"`
 	Queries       []Query            `json:"queries"`
 	Ratios        map[string]float64 `json:"ratios,omitempty"`
@@ -451,6 +456,18 @@ func runRead(ctx context.Context, cfg Config, out io.Writer, want func(string) b
 	}
 	rr.VacuumSeconds = time.Since(t0).Seconds()
 	fmt.Fprintf(out, "bench: read: VACUUM (ANALYZE) in %.1f s\n", rr.VacuumSeconds)
+	// The days that ended 48 h ago are stored in key order on a live database
+	// (cluster_readings, with its default AMRD_CLUSTER_AFTER_HOURS).
+	t0 = time.Now()
+	done, err := st.ClusterReadingChunks(ctx, rr.To.Add(-jobs.DefaultConfig().ClusterAfter), 1<<20)
+	if err != nil {
+		return nil, nil, fmt.Errorf("clustering: %w", err)
+	}
+	rr.ClusteredChunks, rr.ClusterSeconds = len(done), time.Since(t0).Seconds()
+	if _, err := conn.Exec(ctx, `VACUUM (ANALYZE) meter_readings`); err != nil {
+		return nil, nil, fmt.Errorf("vacuum: %w", err)
+	}
+	fmt.Fprintf(out, "bench: read: %d settled day chunks clustered in %.1f s\n", rr.ClusteredChunks, rr.ClusterSeconds)
 
 	// Grafana's $__timeFilter expands to literals in UTC with milliseconds.
 	lit := func(t time.Time) string { return "'" + t.UTC().Format("2006-01-02T15:04:05.000Z") + "'" }
@@ -608,8 +625,8 @@ func sameAverages(ctx context.Context, conn *pgx.Conn, a, b string) error {
 func reportRead(out io.Writer, rr *ReadResults) {
 	fmt.Fprintf(out, "\namrd read benchmark: %d meters (and %d of another organization) x %d series x %d days of 15-minute readings = %d readings, %s to %s\n",
 		rr.Meters, rr.OtherMeters, rr.Series, rr.Days, rr.Readings, rr.From.Format("2006-01-02 15:04"), rr.To.Format("2006-01-02 15:04 MST"))
-	fmt.Fprintf(out, "loaded in %.1f s (%.0f readings/s, 2 COPY connections); VACUUM (ANALYZE) %.1f s\n",
-		rr.LoadSeconds, float64(rr.Readings)/rr.LoadSeconds, rr.VacuumSeconds)
+	fmt.Fprintf(out, "loaded in %.1f s (%.0f readings/s, 2 COPY connections); VACUUM (ANALYZE) %.1f s; %d settled days clustered (cluster_readings) in %.1f s\n",
+		rr.LoadSeconds, float64(rr.Readings)/rr.LoadSeconds, rr.VacuumSeconds, rr.ClusteredChunks, rr.ClusterSeconds)
 	if len(rr.Queries) > 0 {
 		fmt.Fprintf(out, "queries as Grafana sends them, as the database owner, each run with other parameters after 3 warm-up runs:\n")
 		fmt.Fprintf(out, "%-11s %5s %7s %9s %9s  %-19s %s\n", "query", "runs", "rows", "p50 ms", "p99 ms", "target", "what")
