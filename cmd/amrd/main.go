@@ -225,7 +225,7 @@ func serve(ctx context.Context, cfg settings, stdout io.Writer, log *slog.Logger
 		RunMaxAttempts:        cfg.AMRRunMaxAttempts,
 		UseXForwardedHost:     cfg.UseXForwardedHost,
 		Now:                   clock.Now,
-	}, st, pipe, log, reg)
+	}, st, api.StoreTables(st), pipe, log, reg)
 	if err != nil {
 		return err
 	}
