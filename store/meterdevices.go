@@ -41,25 +41,15 @@ type MeterDevice struct {
 }
 
 var meterDevices = entity[MeterDevice]{
-	what: "a meter device",
-	from: "meter_devices x LEFT JOIN network_interfaces n ON n.id = x.network_interface_id LEFT JOIN sim_cards s ON s.id = n.sim_id",
-	cols: "x.id, x.organization_id, x.name, x.external_system_reference, x.manufacturer_serial, x.protocol, " +
-		"x.iec62056_21_address, x.dlms_logical_device_name, x.dlms_system_title, x.type_id, " +
-		idList("meter_device_task_groups", "device_id", "group_id") + ", " + idList("meter_device_tasks", "device_id", "task_id") + ", " +
-		"x.network_interface_id, coalesce(nullif(n.fqdn, ''), nullif(n.static_ip_address, ''), nullif(s.ip_address, '')), n.port, " +
-		"x.has_current_transformer, x.current_transformer_ratio, x.has_voltage_transformer, x.voltage_transformer_ratio, " +
-		"x.has_disconnector, x.disconnector_status, x.created_at, x.updated_at",
+	what:  "a meter device",
+	from:  "meter_devices x" + deviceJoins("x"),
+	cols:  deviceCols("x"),
 	order: "x.created_at, x.id",
 	scan: func(row pgx.CollectableRow) (MeterDevice, error) {
 		var v MeterDevice
-		var host *string
-		var port *int32
-		err := row.Scan(&v.ID, &v.OrganizationID, &v.Name, &v.ExternalSystemReference, &v.ManufacturerSerial, &v.Protocol,
-			&v.IEC62056Address, &v.DLMSLogicalDeviceName, &v.DLMSSystemTitle, &v.TypeID, &v.TaskGroups, &v.MeterTasks,
-			&v.NetworkInterfaceID, &host, &port,
-			&v.HasCurrentTransformer, &v.CurrentTransformerRatio, &v.HasVoltageTransformer, &v.VoltageTransformerRatio,
-			&v.HasDisconnector, &v.DisconnectorStatus, &v.CreatedAt, &v.UpdatedAt)
-		v.NetworkInterfaceInfo = hostPort(host, port)
+		dest, finish := deviceDest(&v)
+		err := row.Scan(dest...)
+		finish()
 		return v, err
 	},
 	filters: map[string]string{
@@ -69,6 +59,37 @@ var meterDevices = entity[MeterDevice]{
 		"dlms_logical_device_name":  "x.dlms_logical_device_name = %s",
 		"dlms_system_title":         "x.dlms_system_title = %s",
 	},
+}
+
+// deviceJoins joins the network interface (n) of the meter device d (a table alias) and
+// its SIM card (s), where deviceCols reads the device's address.
+func deviceJoins(d string) string {
+	return " LEFT JOIN network_interfaces n ON n.id = " + d + ".network_interface_id LEFT JOIN sim_cards s ON s.id = n.sim_id"
+}
+
+// deviceCols is the select list of the meter device d (a table alias, joined by
+// deviceJoins), in the order of deviceDest.
+func deviceCols(d string) string {
+	return d + ".id, " + d + ".organization_id, " + d + ".name, " + d + ".external_system_reference, " + d + ".manufacturer_serial, " +
+		d + ".protocol, " + d + ".iec62056_21_address, " + d + ".dlms_logical_device_name, " + d + ".dlms_system_title, " + d + ".type_id, " +
+		idListOf(d+".id", "meter_device_task_groups", "device_id", "group_id") + ", " +
+		idListOf(d+".id", "meter_device_tasks", "device_id", "task_id") + ", " +
+		d + ".network_interface_id, coalesce(nullif(n.fqdn, ''), nullif(n.static_ip_address, ''), nullif(s.ip_address, '')), n.port, " +
+		d + ".has_current_transformer, " + d + ".current_transformer_ratio, " + d + ".has_voltage_transformer, " +
+		d + ".voltage_transformer_ratio, " + d + ".has_disconnector, " + d + ".disconnector_status, " + d + ".created_at, " + d + ".updated_at"
+}
+
+// deviceDest returns where the columns of deviceCols are scanned into v, and finish,
+// which sets the fields computed from them once scanned.
+func deviceDest(v *MeterDevice) (dest []any, finish func()) {
+	var host *string
+	var port *int32
+	return []any{&v.ID, &v.OrganizationID, &v.Name, &v.ExternalSystemReference, &v.ManufacturerSerial, &v.Protocol,
+			&v.IEC62056Address, &v.DLMSLogicalDeviceName, &v.DLMSSystemTitle, &v.TypeID, &v.TaskGroups, &v.MeterTasks,
+			&v.NetworkInterfaceID, &host, &port,
+			&v.HasCurrentTransformer, &v.CurrentTransformerRatio, &v.HasVoltageTransformer, &v.VoltageTransformerRatio,
+			&v.HasDisconnector, &v.DisconnectorStatus, &v.CreatedAt, &v.UpdatedAt},
+		func() { v.NetworkInterfaceInfo = hostPort(host, port) }
 }
 
 // hostPort formats a network interface's address for network_interface_info.
