@@ -117,9 +117,10 @@ func (s *Store) GetMeterDevice(ctx context.Context, sc Scope, id uuid.UUID) (Met
 // CreateMeterDevice adds a meter device. Its type, network interface, task groups and
 // tasks must belong to its organization; a taken name is a 400 naming "name".
 func (s *Store) CreateMeterDevice(ctx context.Context, in MeterDevice) (MeterDevice, error) {
-	return inTxRead(ctx, s, "creating a meter device", func(tx pgx.Tx) (MeterDevice, error) {
+	var out MeterDevice
+	err := s.inTx(ctx, "creating a meter device", func(tx pgx.Tx) error {
 		if err := checkDeviceRefs(ctx, tx, in); err != nil {
-			return MeterDevice{}, err
+			return err
 		}
 		var id uuid.UUID
 		if err := tx.QueryRow(ctx, `INSERT INTO meter_devices (organization_id, name, external_system_reference,
@@ -128,21 +129,25 @@ func (s *Store) CreateMeterDevice(ctx context.Context, in MeterDevice) (MeterDev
 			voltage_transformer_ratio, has_disconnector, disconnector_status)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id`,
 			deviceArgs(in)...).Scan(&id); err != nil {
-			return MeterDevice{}, err
+			return err
 		}
-		return writeDevice(ctx, tx, id, in)
+		var err error
+		out, err = writeDevice(ctx, tx, id, in)
+		return err
 	})
+	return out, err
 }
 
 // UpdateMeterDevice replaces a meter device's fields and task links, and promotes the
 // staged readings of its name, in the same transaction.
 func (s *Store) UpdateMeterDevice(ctx context.Context, sc Scope, id uuid.UUID, in MeterDevice) (MeterDevice, error) {
-	return inTxRead(ctx, s, "updating a meter device", func(tx pgx.Tx) (MeterDevice, error) {
+	var out MeterDevice
+	err := s.inTx(ctx, "updating a meter device", func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT 1 FROM meter_devices WHERE id = $1 FOR UPDATE", id); err != nil {
-			return MeterDevice{}, err
+			return err
 		}
 		if err := checkDeviceRefs(ctx, tx, in); err != nil {
-			return MeterDevice{}, err
+			return err
 		}
 		if err := updateScoped(ctx, tx, sc, `UPDATE meter_devices x SET organization_id = $2, name = $3,
 			external_system_reference = $4, manufacturer_serial = $5, protocol = $6, iec62056_21_address = $7,
@@ -150,18 +155,21 @@ func (s *Store) UpdateMeterDevice(ctx context.Context, sc Scope, id uuid.UUID, i
 			has_current_transformer = $12, current_transformer_ratio = $13, has_voltage_transformer = $14,
 			voltage_transformer_ratio = $15, has_disconnector = $16, disconnector_status = $17, updated_at = now()`,
 			id, deviceArgs(in)...); err != nil {
-			return MeterDevice{}, err
+			return err
 		}
 		// A device that moves to another organization takes its system events along: they
 		// are its history, and the event's organization must be its device's.
 		if in.OrganizationID != nil {
 			if _, err := tx.Exec(ctx, `UPDATE meter_system_events SET organization_id = $2, updated_at = now()
 				WHERE meter_device_id = $1 AND organization_id <> $2`, id, *in.OrganizationID); err != nil {
-				return MeterDevice{}, err
+				return err
 			}
 		}
-		return writeDevice(ctx, tx, id, in)
+		var err error
+		out, err = writeDevice(ctx, tx, id, in)
+		return err
 	})
+	return out, err
 }
 
 // deviceArgs are the written columns of a device, in the order of the INSERT and UPDATE.

@@ -200,13 +200,13 @@ func (s *Store) RotateSecurityKeys(ctx context.Context, batch int, after func(Ke
 		}
 		var n int
 		var done KeyRotation
-		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		err := s.inTx(ctx, "re-encrypting meter security keys", func(tx pgx.Tx) error {
 			var err error
 			n, done, last, err = s.rotateBatch(ctx, tx, last, batch)
 			return err
 		})
 		if err != nil {
-			return total, mapErr("re-encrypting meter security keys", err)
+			return total, err
 		}
 		total.Changed += done.Changed
 		total.Current += done.Current
