@@ -194,23 +194,31 @@ func (r resource[T, ID]) handleCreate(c *fiber.Ctx) error {
 	return c.Status(fiber.StatusCreated).JSON(v)
 }
 
-// handleUpdate serves PUT (every required field must be sent) and PATCH (only the fields
-// sent); both start from the stored row. A row out of the caller's scope is a 404 before
-// any right is checked, so that ids do not leak across organizations.
-func (r resource[T, ID]) handleUpdate(c *fiber.Ctx) error {
+// target reads the row that an update or a delete is about: one in the caller's scope
+// (else 404, before any right is checked, so that ids do not leak across organizations)
+// that the caller may write (else 403).
+func (r resource[T, ID]) target(c *fiber.Ctx) (ID, *principal, T, error) {
+	var id ID
+	var old T
 	if err := r.enter(c); err != nil {
-		return err
+		return id, nil, old, err
 	}
 	id, err := pathID[ID](c)
 	if err != nil {
-		return err
+		return id, nil, old, err
 	}
 	p := current(c)
-	old, err := r.rows.Get(c.UserContext(), p.scope(), id)
-	if err != nil {
-		return err
+	if old, err = r.rows.Get(c.UserContext(), p.scope(), id); err != nil {
+		return id, nil, old, err
 	}
-	if err := r.mayWrite(p, &old); err != nil {
+	return id, p, old, r.mayWrite(p, &old)
+}
+
+// handleUpdate serves PUT (every required field must be sent) and PATCH (only the fields
+// sent); both start from the stored row.
+func (r resource[T, ID]) handleUpdate(c *fiber.Ctx) error {
+	id, p, old, err := r.target(c)
+	if err != nil {
 		return err
 	}
 	b, err := readBody(c)
@@ -233,19 +241,8 @@ func (r resource[T, ID]) handleUpdate(c *fiber.Ctx) error {
 }
 
 func (r resource[T, ID]) handleDelete(c *fiber.Ctx) error {
-	if err := r.enter(c); err != nil {
-		return err
-	}
-	id, err := pathID[ID](c)
+	id, p, old, err := r.target(c)
 	if err != nil {
-		return err
-	}
-	p := current(c)
-	old, err := r.rows.Get(c.UserContext(), p.scope(), id)
-	if err != nil {
-		return err
-	}
-	if err := r.mayWrite(p, &old); err != nil {
 		return err
 	}
 	if r.mayDelete != nil {
