@@ -1,26 +1,14 @@
 package api
 
 import (
-	"context"
-
 	"github.com/google/uuid"
 
 	"github.com/amrd/amrd/store"
 )
 
-// amrTaskGroupStore is what the AMR task group routes call.
-type amrTaskGroupStore interface {
-	ListAmrTaskGroups(context.Context, store.Scope, store.Filter, store.Page) ([]store.AmrTaskGroup, int, error)
-	GetAmrTaskGroup(context.Context, store.Scope, uuid.UUID) (store.AmrTaskGroup, error)
-	CreateAmrTaskGroup(context.Context, store.AmrTaskGroup) (store.AmrTaskGroup, error)
-	UpdateAmrTaskGroup(context.Context, store.Scope, uuid.UUID, store.AmrTaskGroup) (store.AmrTaskGroup, error)
-	DeleteAmrTaskGroup(context.Context, store.Scope, uuid.UUID) error
-}
-
-func (s *Server) amrTaskGroups() resource[store.AmrTaskGroup] {
-	return resource[store.AmrTaskGroup]{
-		list: s.st.ListAmrTaskGroups, get: s.st.GetAmrTaskGroup, create: s.st.CreateAmrTaskGroup,
-		update: s.st.UpdateAmrTaskGroup, del: s.st.DeleteAmrTaskGroup,
+func (s *Server) amrTaskGroups() resource[store.AmrTaskGroup, uuid.UUID] {
+	return resource[store.AmrTaskGroup, uuid.UUID]{
+		rows:        s.tables.AmrTaskGroups,
 		blank:       func() store.AmrTaskGroup { return store.AmrTaskGroup{Tasks: []uuid.UUID{}} },
 		org:         func(v *store.AmrTaskGroup) **uuid.UUID { return &v.OrganizationID },
 		orgRequired: true,

@@ -2,7 +2,6 @@ package api
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"strconv"
 	"strings"
@@ -13,23 +12,13 @@ import (
 	"github.com/amrd/amrd/store"
 )
 
-// amrTaskStore is what the AMR task routes call.
-type amrTaskStore interface {
-	ListAmrTasks(context.Context, store.Scope, store.Filter, store.Page) ([]store.AmrTask, int, error)
-	GetAmrTask(context.Context, store.Scope, uuid.UUID) (store.AmrTask, error)
-	CreateAmrTask(context.Context, store.AmrTask) (store.AmrTask, error)
-	UpdateAmrTask(context.Context, store.Scope, uuid.UUID, store.AmrTask) (store.AmrTask, error)
-	DeleteAmrTask(context.Context, store.Scope, uuid.UUID) error
-}
-
 // amrSchedules is the contract's enum of AMR task schedules (execution types are
 // meterproto.ExecutionTypes).
 var amrSchedules = []string{"quarterly", "hourly", "daily", "weekly", "monthly", "yearly"}
 
-func (s *Server) amrTasks() resource[store.AmrTask] {
-	return resource[store.AmrTask]{
-		list: s.st.ListAmrTasks, get: s.st.GetAmrTask, create: s.st.CreateAmrTask,
-		update: s.st.UpdateAmrTask, del: s.st.DeleteAmrTask,
+func (s *Server) amrTasks() resource[store.AmrTask, uuid.UUID] {
+	return resource[store.AmrTask, uuid.UUID]{
+		rows:        s.tables.AmrTasks,
 		blank:       func() store.AmrTask { return store.AmrTask{IsActive: true} },
 		org:         func(v *store.AmrTask) **uuid.UUID { return &v.OrganizationID },
 		orgRequired: true,

@@ -13,7 +13,7 @@ import (
 // values and takes its bools as given.
 func TestConfigDefaults(t *testing.T) {
 	t.Parallel()
-	s, err := New(Config{}, fakeStore{}, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	s, err := New(Config{}, fakeStore{}, fakeTables(nil), nil, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
 	require.NoError(t, err)
 	want := DefaultConfig()
 	want.AllowTokenAuth = false

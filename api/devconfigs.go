@@ -3,7 +3,6 @@ package api
 //go:generate go run gen_timezones.go
 
 import (
-	"context"
 	"sync"
 	"time"
 
@@ -12,24 +11,14 @@ import (
 	"github.com/amrd/amrd/store"
 )
 
-// meterDeviceConfigStore is what the meter device config routes call.
-type meterDeviceConfigStore interface {
-	ListMeterDeviceConfigs(context.Context, store.Scope, store.Filter, store.Page) ([]store.MeterDeviceConfig, int, error)
-	GetMeterDeviceConfig(context.Context, store.Scope, uuid.UUID) (store.MeterDeviceConfig, error)
-	CreateMeterDeviceConfig(context.Context, store.MeterDeviceConfig) (store.MeterDeviceConfig, error)
-	UpdateMeterDeviceConfig(context.Context, store.Scope, uuid.UUID, store.MeterDeviceConfig) (store.MeterDeviceConfig, error)
-	DeleteMeterDeviceConfig(context.Context, store.Scope, uuid.UUID) error
-}
-
 // defaultConfigTimezone is the time zone of a config that names none: the contract gives
 // no default, and UTC is the one zone without daylight saving surprises.
 const defaultConfigTimezone = "UTC"
 
 // meterDeviceConfigs serves meter device configs. series_info is read only.
-func (s *Server) meterDeviceConfigs() resource[store.MeterDeviceConfig] {
-	return resource[store.MeterDeviceConfig]{
-		list: s.st.ListMeterDeviceConfigs, get: s.st.GetMeterDeviceConfig, create: s.st.CreateMeterDeviceConfig,
-		update: s.st.UpdateMeterDeviceConfig, del: s.st.DeleteMeterDeviceConfig,
+func (s *Server) meterDeviceConfigs() resource[store.MeterDeviceConfig, uuid.UUID] {
+	return resource[store.MeterDeviceConfig, uuid.UUID]{
+		rows: s.tables.MeterDeviceConfigs,
 		blank: func() store.MeterDeviceConfig {
 			return store.MeterDeviceConfig{Series: []uuid.UUID{}, Timezone: defaultConfigTimezone}
 		},

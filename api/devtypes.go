@@ -1,27 +1,15 @@
 package api
 
 import (
-	"context"
-
 	"github.com/google/uuid"
 
 	"github.com/amrd/amrd/store"
 )
 
-// meterDeviceTypeStore is what the meter device type routes call.
-type meterDeviceTypeStore interface {
-	ListMeterDeviceTypes(context.Context, store.Scope, store.Filter, store.Page) ([]store.MeterDeviceType, int, error)
-	GetMeterDeviceType(context.Context, store.Scope, uuid.UUID) (store.MeterDeviceType, error)
-	CreateMeterDeviceType(context.Context, store.MeterDeviceType) (store.MeterDeviceType, error)
-	UpdateMeterDeviceType(context.Context, store.Scope, uuid.UUID, store.MeterDeviceType) (store.MeterDeviceType, error)
-	DeleteMeterDeviceType(context.Context, store.Scope, uuid.UUID) error
-}
-
 // meterDeviceTypes serves meter device types.
-func (s *Server) meterDeviceTypes() resource[store.MeterDeviceType] {
-	return resource[store.MeterDeviceType]{
-		list: s.st.ListMeterDeviceTypes, get: s.st.GetMeterDeviceType, create: s.st.CreateMeterDeviceType,
-		update: s.st.UpdateMeterDeviceType, del: s.st.DeleteMeterDeviceType,
+func (s *Server) meterDeviceTypes() resource[store.MeterDeviceType, uuid.UUID] {
+	return resource[store.MeterDeviceType, uuid.UUID]{
+		rows:        s.tables.MeterDeviceTypes,
 		blank:       func() store.MeterDeviceType { return store.MeterDeviceType{} },
 		org:         func(v *store.MeterDeviceType) **uuid.UUID { return &v.OrganizationID },
 		orgRequired: true,

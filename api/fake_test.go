@@ -35,15 +35,6 @@ func (f fakeStore) GetUser(context.Context, uuid.UUID) (store.User, error) {
 func (f fakeStore) GetUserByUsername(context.Context, string) (store.User, error) {
 	return store.User{}, store.ErrNotFound
 }
-func (f fakeStore) ListUsers(context.Context, store.Page) ([]store.User, int, error) {
-	return nil, 0, f.err
-}
-func (f fakeStore) CreateUser(context.Context, store.UserInput) (store.User, error) {
-	return store.User{}, f.err
-}
-func (f fakeStore) UpdateUser(context.Context, uuid.UUID, store.UserInput) (store.User, error) {
-	return store.User{}, f.err
-}
 func (f fakeStore) TouchLogin(context.Context, uuid.UUID) error { return f.err }
 func (f fakeStore) LoginFailures(_ context.Context, keys [][]byte, _ time.Time, _ int) ([][]time.Time, error) {
 	return make([][]time.Time, len(keys)), f.err
@@ -52,60 +43,55 @@ func (f fakeStore) AddLoginFailure(context.Context, [][]byte, time.Time, time.Ti
 	return f.err
 }
 func (f fakeStore) ClearLoginFailures(context.Context, []byte) error { return f.err }
-func (f fakeStore) DeleteUser(context.Context, uuid.UUID) error      { return f.err }
 func (f fakeStore) UserMemberships(context.Context, uuid.UUID) ([]store.Membership, error) {
 	return nil, f.err
-}
-func (f fakeStore) ListOrganizations(context.Context, store.Scope, store.Page) ([]store.Organization, int, error) {
-	return nil, 0, f.err
-}
-func (f fakeStore) GetOrganization(context.Context, store.Scope, uuid.UUID) (store.Organization, error) {
-	return store.Organization{}, f.err
-}
-func (f fakeStore) CreateOrganization(context.Context, store.OrganizationInput) (store.Organization, error) {
-	return store.Organization{}, f.err
-}
-func (f fakeStore) UpdateOrganization(context.Context, store.Scope, uuid.UUID, store.OrganizationInput) (store.Organization, error) {
-	return store.Organization{}, f.err
-}
-func (f fakeStore) DeleteOrganization(context.Context, store.Scope, uuid.UUID) error { return f.err }
-func (f fakeStore) ListMemberships(context.Context, store.Scope, store.Page) ([]store.Membership, int, error) {
-	return nil, 0, f.err
-}
-func (f fakeStore) GetMembership(context.Context, store.Scope, int64) (store.Membership, error) {
-	return store.Membership{}, f.err
-}
-func (f fakeStore) CreateMembership(context.Context, store.MembershipInput) (store.Membership, error) {
-	return store.Membership{}, f.err
-}
-func (f fakeStore) UpdateMembership(context.Context, store.Scope, int64, store.MembershipInput) (store.Membership, error) {
-	return store.Membership{}, f.err
-}
-func (f fakeStore) DeleteMembership(context.Context, store.Scope, int64) error { return f.err }
-func (f fakeStore) ListSecurityKeys(context.Context, store.Scope, store.Filter, store.Page) ([]store.SecurityKeys, int, error) {
-	return nil, 0, f.err
-}
-func (f fakeStore) GetSecurityKeys(context.Context, store.Scope, uuid.UUID) (store.SecurityKeys, error) {
-	return store.SecurityKeys{}, f.err
 }
 func (f fakeStore) CreateSecurityKeys(context.Context, store.Scope, store.SecurityKeysInput) (store.SecurityKeys, error) {
 	return store.SecurityKeys{}, f.err
 }
-func (f fakeStore) DeleteSecurityKeys(context.Context, store.Scope, uuid.UUID) error { return f.err }
-func (f fakeStore) ListMeterSystemEvents(context.Context, store.Scope, store.Filter, store.Page) ([]store.MeterSystemEvent, int, error) {
+
+// fakeTable answers every call on a resource's rows with its err: row for a get, what
+// was sent for a create or an update, nothing for a list.
+type fakeTable[T any, ID rowID] struct {
+	row T
+	err error
+}
+
+func (f fakeTable[T, ID]) List(context.Context, store.Scope, store.Filter, store.Page) ([]T, int, error) {
 	return nil, 0, f.err
 }
-func (f fakeStore) GetMeterSystemEvent(context.Context, store.Scope, int64) (store.MeterSystemEvent, error) {
-	return store.MeterSystemEvent{}, f.err
+func (f fakeTable[T, ID]) Get(context.Context, store.Scope, ID) (T, error) { return f.row, f.err }
+func (f fakeTable[T, ID]) Create(_ context.Context, in T) (T, error)       { return in, f.err }
+func (f fakeTable[T, ID]) Update(_ context.Context, _ store.Scope, _ ID, in T) (T, error) {
+	return in, f.err
 }
-func (f fakeStore) CreateMeterSystemEvent(context.Context, store.MeterSystemEvent) (store.MeterSystemEvent, error) {
-	return store.MeterSystemEvent{}, f.err
-}
-func (f fakeStore) DeleteMeterSystemEvent(context.Context, store.Scope, int64) error { return f.err }
+func (f fakeTable[T, ID]) Delete(context.Context, store.Scope, ID) error { return f.err }
 
-func newFakeServer(t testing.TB, st Store) *Server {
+// fakeTables are the resources' fakeTables, each answering err. A stored series and
+// device config have what a stored one always has, so that their updates decode.
+func fakeTables(err error) Tables {
+	return Tables{
+		Organizations:      fakeTable[store.Organization, uuid.UUID]{err: err},
+		Memberships:        fakeTable[store.Membership, int64]{err: err},
+		Users:              fakeTable[store.User, uuid.UUID]{err: err},
+		SimCards:           fakeTable[store.SimCard, uuid.UUID]{err: err},
+		NetworkInterfaces:  fakeTable[store.NetworkInterface, uuid.UUID]{err: err},
+		MeterReadingSeries: fakeTable[store.MeterReadingSeries, uuid.UUID]{row: store.MeterReadingSeries{SIMultiplier: store.DecimalOf(1)}, err: err},
+		MeterDeviceConfigs: fakeTable[store.MeterDeviceConfig, uuid.UUID]{row: store.MeterDeviceConfig{Series: []uuid.UUID{}, Timezone: "UTC"}, err: err},
+		MeterDeviceTypes:   fakeTable[store.MeterDeviceType, uuid.UUID]{err: err},
+		MeterSystemEvents:  fakeTable[store.MeterSystemEvent, int64]{err: err},
+		SecurityKeys:       fakeTable[store.SecurityKeys, uuid.UUID]{err: err},
+		AmrTaskGroups:      fakeTable[store.AmrTaskGroup, uuid.UUID]{err: err},
+		AmrTasks:           fakeTable[store.AmrTask, uuid.UUID]{err: err},
+		MeterDevices:       fakeTable[store.MeterDevice, uuid.UUID]{row: store.MeterDevice{Protocol: "lis-200"}, err: err},
+		StagedReadings:     fakeTable[store.StagedReading, int64]{err: err},
+	}
+}
+
+// newFakeServer serves st, and fakeTables answering st's err.
+func newFakeServer(t testing.TB, st fakeStore) *Server {
 	t.Helper()
-	s, err := New(Config{JWTKey: []byte("k"), AllowTokenAuth: true}, st, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	s, err := New(Config{JWTKey: []byte("k"), AllowTokenAuth: true}, st, fakeTables(st.err), nil, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
 	require.NoError(t, err)
 	return s
 }
@@ -174,7 +160,7 @@ func FuzzRequest(f *testing.F) {
 	for _, s := range seeds {
 		f.Add(s.auth, s.path, s.body)
 	}
-	srv, err := New(Config{JWTKey: []byte("k"), AllowTokenAuth: true}, fakeStore{}, fakeIngester{},
+	srv, err := New(Config{JWTKey: []byte("k"), AllowTokenAuth: true}, fakeStore{}, fakeTables(nil), fakeIngester{},
 		slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
 	require.NoError(f, err)
 	f.Fuzz(func(t *testing.T, auth, path, body string) {

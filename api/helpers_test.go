@@ -89,7 +89,7 @@ func startEnv(t testing.TB, mod ...func(*api.Config)) *env {
 	pctx, stopPipe := context.WithCancel(context.Background())
 	pipeDone := make(chan struct{})
 	go func() { _ = pipe.Run(pctx); close(pipeDone) }()
-	srv, err := api.New(cfg, st, pipe, log, reg)
+	srv, err := api.New(cfg, st, api.StoreTables(st), pipe, log, reg)
 	require.NoError(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"strconv"
 
 	"github.com/google/uuid"
@@ -10,21 +9,11 @@ import (
 	"github.com/amrd/amrd/store"
 )
 
-// meterDeviceStore is what the meter device routes call.
-type meterDeviceStore interface {
-	ListMeterDevices(context.Context, store.Scope, store.Filter, store.Page) ([]store.MeterDevice, int, error)
-	GetMeterDevice(context.Context, store.Scope, uuid.UUID) (store.MeterDevice, error)
-	CreateMeterDevice(context.Context, store.MeterDevice) (store.MeterDevice, error)
-	UpdateMeterDevice(context.Context, store.Scope, uuid.UUID, store.MeterDevice) (store.MeterDevice, error)
-	DeleteMeterDevice(context.Context, store.Scope, uuid.UUID) error
-}
-
 const hexOnly = "Enter hexadecimal digits only (0-9, a-f, A-F)."
 
-func (s *Server) meterDevices() resource[store.MeterDevice] {
-	return resource[store.MeterDevice]{
-		list: s.st.ListMeterDevices, get: s.st.GetMeterDevice, create: s.st.CreateMeterDevice,
-		update: s.st.UpdateMeterDevice, del: s.st.DeleteMeterDevice,
+func (s *Server) meterDevices() resource[store.MeterDevice, uuid.UUID] {
+	return resource[store.MeterDevice, uuid.UUID]{
+		rows: s.tables.MeterDevices,
 		blank: func() store.MeterDevice {
 			return store.MeterDevice{TaskGroups: []uuid.UUID{}, MeterTasks: []uuid.UUID{},
 				CurrentTransformerRatio: 1, VoltageTransformerRatio: 1}

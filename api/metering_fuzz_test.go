@@ -20,7 +20,7 @@ import (
 // panic, and what they accept must keep the contract's rules: the database checks them
 // again, and a value it refuses would be a 400 without a field name.
 func FuzzMeteringBodies(f *testing.F) {
-	s := &Server{st: fakeStore{}}
+	s := &Server{st: fakeStore{}, tables: fakeTables(nil)}
 	tasks, groups, devices := s.amrTasks(), s.amrTaskGroups(), s.meterDevices()
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		var b body

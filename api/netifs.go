@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"net/netip"
 	"strings"
 
@@ -10,21 +9,11 @@ import (
 	"github.com/amrd/amrd/store"
 )
 
-// networkInterfaceStore is what the network interface routes call.
-type networkInterfaceStore interface {
-	ListNetworkInterfaces(context.Context, store.Scope, store.Filter, store.Page) ([]store.NetworkInterface, int, error)
-	GetNetworkInterface(context.Context, store.Scope, uuid.UUID) (store.NetworkInterface, error)
-	CreateNetworkInterface(context.Context, store.NetworkInterface) (store.NetworkInterface, error)
-	UpdateNetworkInterface(context.Context, store.Scope, uuid.UUID, store.NetworkInterface) (store.NetworkInterface, error)
-	DeleteNetworkInterface(context.Context, store.Scope, uuid.UUID) error
-}
-
 // networkInterfaces serves network interfaces. host, is_blocked and block_time are read
 // only: a body that sends them is not refused, they are ignored.
-func (s *Server) networkInterfaces() resource[store.NetworkInterface] {
-	return resource[store.NetworkInterface]{
-		list: s.st.ListNetworkInterfaces, get: s.st.GetNetworkInterface, create: s.st.CreateNetworkInterface,
-		update: s.st.UpdateNetworkInterface, del: s.st.DeleteNetworkInterface,
+func (s *Server) networkInterfaces() resource[store.NetworkInterface, uuid.UUID] {
+	return resource[store.NetworkInterface, uuid.UUID]{
+		rows:        s.tables.NetworkInterfaces,
 		blank:       func() store.NetworkInterface { return store.NetworkInterface{} },
 		org:         func(v *store.NetworkInterface) **uuid.UUID { return &v.OrganizationID },
 		orgRequired: true,

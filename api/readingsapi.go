@@ -12,19 +12,13 @@ import (
 	"github.com/amrd/amrd/store"
 )
 
-// readingStore is what the meter-readings and staged-meter-readings routes call.
+// readingStore is what the meter-readings routes call.
 type readingStore interface {
 	ListReadings(context.Context, store.Scope, store.ReadingFilter, store.Page) ([]store.ReadingPoint, int, error)
 	GetReading(context.Context, store.Scope, int64) (store.MeterReading, error)
 	ReadingAt(ctx context.Context, device, series uuid.UUID, ts time.Time) (store.MeterReading, error)
 	DeleteReading(context.Context, store.Scope, int64) error
 	ReadingTarget(ctx context.Context, sc store.Scope, device, series uuid.UUID) (store.ReadingTarget, error)
-
-	ListStaged(context.Context, store.StagedFilter, store.Page) ([]store.StagedReading, int, error)
-	GetStaged(context.Context, int64) (store.StagedReading, error)
-	CreateStaged(context.Context, store.StagedReading) (store.StagedReading, error)
-	UpdateStaged(context.Context, int64, store.StagedReading) (store.StagedReading, error)
-	DeleteStaged(context.Context, int64) error
 }
 
 var readingFilters = map[string]filterKind{"meter_device": filterUUID, "series": filterUUID, "start_time": filterTime, "end_time": filterTime}
@@ -168,117 +162,23 @@ func (s *Server) deleteReading(c *fiber.Ctx) error {
 	return deleteOne(c, id, s.st.GetReading, s.st.DeleteReading, func(m *store.MeterReading) **uuid.UUID { return &m.OrganizationID })
 }
 
-// Staged readings belong to no organization (their device does not exist yet), so only
-// staff see and change them.
-
-var stagedFilters = map[string]filterKind{"meter_device_name": filterText, "start_time": filterTime, "end_time": filterTime}
-
-func (s *Server) listStaged(c *fiber.Ctx) error {
-	if err := staffOnly(c); err != nil {
-		return err
+// stagedReadings serves staged readings, which have integer ids. They belong to no
+// organization (their device does not exist yet), so only staff see and change them.
+func (s *Server) stagedReadings() resource[store.StagedReading, int64] {
+	return resource[store.StagedReading, int64]{
+		rows:    s.tables.StagedReadings,
+		policy:  staffOnly,
+		blank:   func() store.StagedReading { return store.StagedReading{} },
+		filters: map[string]filterKind{"meter_device_name": filterText, "start_time": filterTime, "end_time": filterTime},
+		decode: func(b body, v *store.StagedReading, full bool, errs FieldErrors) {
+			b.str(errs, "meter_device_name", &v.DeviceName, full, 1, 50)
+			b.str(errs, "series_name", &v.SeriesName, full, 1, 50)
+			b.timestamp(errs, "timestamp", &v.Time, full)
+			if b.has("value") || full {
+				if msg := ingest.ParseValue(b["value"], &v.Value.Decimal); msg != "" {
+					errs.add("value", msg)
+				}
+			}
+		},
 	}
-	p, err := pageParams(c)
-	if err != nil {
-		return err
-	}
-	f, err := parseFilters(c, stagedFilters)
-	if err != nil {
-		return err
-	}
-	sf := store.StagedFilter{}
-	sf.DeviceName, _ = f["meter_device_name"].(string)
-	sf.Start, _ = f["start_time"].(time.Time)
-	sf.End, _ = f["end_time"].(time.Time)
-	list, n, err := s.st.ListStaged(c.UserContext(), sf, p)
-	if err != nil {
-		return err
-	}
-	return c.JSON(newPage(c, p, n, list))
-}
-
-// stagedInput validates a staged reading body; full makes every field required.
-func stagedInput(b body, v *store.StagedReading, full bool) error {
-	errs := FieldErrors{}
-	b.str(errs, "meter_device_name", &v.DeviceName, full, 1, 50)
-	b.str(errs, "series_name", &v.SeriesName, full, 1, 50)
-	b.timestamp(errs, "timestamp", &v.Time, full)
-	if b.has("value") || full {
-		if msg := ingest.ParseValue(b["value"], &v.Value.Decimal); msg != "" {
-			errs.add("value", msg)
-		}
-	}
-	return errs.orNil()
-}
-
-func (s *Server) createStaged(c *fiber.Ctx) error {
-	if err := staffOnly(c); err != nil {
-		return err
-	}
-	b, err := readBody(c)
-	if err != nil {
-		return err
-	}
-	var v store.StagedReading
-	if err := stagedInput(b, &v, true); err != nil {
-		return err
-	}
-	out, err := s.st.CreateStaged(c.UserContext(), v)
-	if err != nil {
-		return err
-	}
-	return c.Status(fiber.StatusCreated).JSON(out)
-}
-
-// stagedID checks that the caller is staff and reads the integer id of the path.
-func stagedID(c *fiber.Ctx) (int64, error) {
-	if err := staffOnly(c); err != nil {
-		return 0, err
-	}
-	return pathInt(c)
-}
-
-func (s *Server) getStaged(c *fiber.Ctx) error {
-	id, err := stagedID(c)
-	if err != nil {
-		return err
-	}
-	v, err := s.st.GetStaged(c.UserContext(), id)
-	if err != nil {
-		return err
-	}
-	return c.JSON(v)
-}
-
-func (s *Server) updateStaged(c *fiber.Ctx) error {
-	id, err := stagedID(c)
-	if err != nil {
-		return err
-	}
-	v, err := s.st.GetStaged(c.UserContext(), id)
-	if err != nil {
-		return err
-	}
-	b, err := readBody(c)
-	if err != nil {
-		return err
-	}
-	if err := stagedInput(b, &v, c.Method() == fiber.MethodPut); err != nil {
-		return err
-	}
-	out, err := s.st.UpdateStaged(c.UserContext(), id, v)
-	if err != nil {
-		return err
-	}
-	return c.JSON(out)
-}
-
-func (s *Server) deleteStaged(c *fiber.Ctx) error {
-	id, err := stagedID(c)
-	if err != nil {
-		return err
-	}
-	if err := s.st.DeleteStaged(c.UserContext(), id); err != nil {
-		return err
-	}
-	return c.SendStatus(fiber.StatusNoContent)
 }

@@ -28,18 +28,10 @@ func (s *Server) routes() {
 	v1.Get("/auth/jwt/renew", s.jwtRenew)
 	v1.Post("/auth/jwt/change-organization", s.jwtChangeOrganization)
 
-	v1.Get("/organizations", s.listOrganizations)
-	v1.Post("/organizations", s.createOrganization)
-	v1.Get("/organizations/memberships", s.listMemberships)
-	v1.Post("/organizations/memberships", s.createMembership)
-	v1.Get("/organizations/memberships/:id", s.getMembership)
-	v1.Put("/organizations/memberships/:id", s.updateMembership)
-	v1.Patch("/organizations/memberships/:id", s.updateMembership)
-	v1.Delete("/organizations/memberships/:id", s.deleteMembership)
-	v1.Get("/organizations/:id", s.getOrganization)
-	v1.Put("/organizations/:id", s.updateOrganization)
-	v1.Patch("/organizations/:id", s.updateOrganization)
-	v1.Delete("/organizations/:id", s.deleteOrganization)
+	orgs := s.organizations()
+	orgs.routes(v1, "/organizations", "list", "create")
+	s.memberships().routes(v1, "/organizations/memberships", "list", "create", "get", "update", "delete")
+	orgs.routes(v1, "/organizations", "get", "update", "delete") // after memberships, which /organizations/:id would take
 
 	// Metering resources, with the operations the contract lists for each.
 	m := v1.Group("/metering")
@@ -50,9 +42,7 @@ func (s *Server) routes() {
 	s.meterDeviceTypes().routes(m, "/meter-device-types", "list", "create", "get", "update", "delete")
 	s.securityKeys().routes(m, "/meter-security-keys", "list", "get", "delete")
 	m.Post("/meter-security-keys", s.createSecurityKeys)
-	s.systemEvents().routes(m, "/meter-system-events", "list", "create")
-	m.Get("/meter-system-events/:id", s.getSystemEvent)
-	m.Delete("/meter-system-events/:id", s.deleteSystemEvent)
+	s.systemEvents().routes(m, "/meter-system-events", "list", "create", "get", "delete")
 	s.amrTaskGroups().routes(m, "/amr-task-groups", "list", "create", "get", "update", "delete")
 	m.Post("/amr-tasks/invoke", s.invokeAmrTask) // before /amr-tasks/:id
 	s.amrTasks().routes(m, "/amr-tasks", "list", "create", "get", "update", "delete")
@@ -68,22 +58,12 @@ func (s *Server) routes() {
 	m.Get("/meter-readings/:id", s.getReading)
 	m.Delete("/meter-readings/:id", s.deleteReading)
 	m.Get("/meter-reading-rollups", s.listRollups) // an amrd extension
-	m.Get("/staged-meter-readings", s.listStaged)
-	m.Post("/staged-meter-readings", s.createStaged)
-	m.Get("/staged-meter-readings/:id", s.getStaged)
-	m.Put("/staged-meter-readings/:id", s.updateStaged)
-	m.Patch("/staged-meter-readings/:id", s.updateStaged)
-	m.Delete("/staged-meter-readings/:id", s.deleteStaged)
+	s.stagedReadings().routes(m, "/staged-meter-readings", "list", "create", "get", "update", "delete")
 	m.Post("/new-meter-readings", s.newMeterReadings)
 
 	// Users: staff only; not in the Utilitarian contract (which managed users in Django's
 	// admin), documented in amrd's own API description.
-	v1.Get("/users", s.listUsers)
-	v1.Post("/users", s.createUser)
-	v1.Get("/users/:id", s.getUser)
-	v1.Put("/users/:id", s.updateUser)
-	v1.Patch("/users/:id", s.updateUser)
-	v1.Delete("/users/:id", s.deleteUser)
+	s.users().routes(v1, "/users", "list", "create", "get", "update", "delete")
 }
 
 // health answers 200 when the database answers, 503 when it does not.

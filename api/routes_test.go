@@ -28,7 +28,7 @@ func TestSchemaListsEveryRoute(t *testing.T) {
 		{"without metrics", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := New(Config{JWTKey: []byte("k"), AllowTokenAuth: true, Metrics: tc.metrics}, fakeStore{}, nil,
+			s, err := New(Config{JWTKey: []byte("k"), AllowTokenAuth: true, Metrics: tc.metrics}, fakeStore{}, fakeTables(nil), nil,
 				slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
 			require.NoError(t, err)
 

@@ -1,29 +1,19 @@
 package api
 
 import (
-	"context"
-
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
 
 	"github.com/amrd/amrd/store"
 )
 
-// securityKeyStore is what the meter security key routes call.
-type securityKeyStore interface {
-	ListSecurityKeys(context.Context, store.Scope, store.Filter, store.Page) ([]store.SecurityKeys, int, error)
-	GetSecurityKeys(context.Context, store.Scope, uuid.UUID) (store.SecurityKeys, error)
-	CreateSecurityKeys(context.Context, store.Scope, store.SecurityKeysInput) (store.SecurityKeys, error)
-	DeleteSecurityKeys(context.Context, store.Scope, uuid.UUID) error
-}
-
 // securityKeys serves list, get and delete of meter security key collections, which
 // belong to the organization of their device; create is createSecurityKeys (its body
 // names a device, not an organization). The contract lists no update.
-func (s *Server) securityKeys() resource[store.SecurityKeys] {
-	return resource[store.SecurityKeys]{
-		list: s.st.ListSecurityKeys, get: s.st.GetSecurityKeys, del: s.st.DeleteSecurityKeys,
-		org: func(v *store.SecurityKeys) **uuid.UUID { return &v.Meter.OrganizationID },
+func (s *Server) securityKeys() resource[store.SecurityKeys, uuid.UUID] {
+	return resource[store.SecurityKeys, uuid.UUID]{
+		rows: s.tables.SecurityKeys,
+		org:  func(v *store.SecurityKeys) **uuid.UUID { return &v.Meter.OrganizationID },
 		filters: map[string]filterKind{
 			"meter": filterUUID, "meter_name": filterText, "meter_external_system_reference": filterText,
 			"meter_manufacturer_serial": filterText, "meter_dlms_system_title": filterText,

@@ -81,6 +81,8 @@ func TestSecurityKeys(t *testing.T) {
 		require.Equal(t, []any{group.String()}, m["task_groups"])
 		require.Equal(t, []any{}, m["meter_tasks"])
 		require.Nil(t, m["type"])
+		require.NotContains(t, m, "network_interface_info", "the contract's embedded meter has no network_interface_info")
+		require.Len(t, m, 21, "the contract's embedded meter has 21 fields: %v", m)
 	})
 	t.Run("keys that are not set are null", func(t *testing.T) {
 		r := e.do("POST", keysPath, e.token(), map[string]any{"meter": devA2, "dlms_global_unicast_encryption_key": nil})

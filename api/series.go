@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"encoding/json"
 	"strconv"
 	"strings"
@@ -12,21 +11,11 @@ import (
 	"github.com/amrd/amrd/store"
 )
 
-// meterReadingSeriesStore is what the meter reading series routes call.
-type meterReadingSeriesStore interface {
-	ListMeterReadingSeries(context.Context, store.Scope, store.Filter, store.Page) ([]store.MeterReadingSeries, int, error)
-	GetMeterReadingSeries(context.Context, store.Scope, uuid.UUID) (store.MeterReadingSeries, error)
-	CreateMeterReadingSeries(context.Context, store.MeterReadingSeries) (store.MeterReadingSeries, error)
-	UpdateMeterReadingSeries(context.Context, store.Scope, uuid.UUID, store.MeterReadingSeries) (store.MeterReadingSeries, error)
-	DeleteMeterReadingSeries(context.Context, store.Scope, uuid.UUID) error
-}
-
 // meterReadingSeries serves reading series. A name already used in the organization is a
 // 400 naming the field, as every unique rule of amrd is (DRF answers so).
-func (s *Server) meterReadingSeries() resource[store.MeterReadingSeries] {
-	return resource[store.MeterReadingSeries]{
-		list: s.st.ListMeterReadingSeries, get: s.st.GetMeterReadingSeries, create: s.st.CreateMeterReadingSeries,
-		update: s.st.UpdateMeterReadingSeries, del: s.st.DeleteMeterReadingSeries,
+func (s *Server) meterReadingSeries() resource[store.MeterReadingSeries, uuid.UUID] {
+	return resource[store.MeterReadingSeries, uuid.UUID]{
+		rows:        s.tables.MeterReadingSeries,
 		blank:       func() store.MeterReadingSeries { return store.MeterReadingSeries{SIMultiplier: store.DecimalOf(1)} },
 		org:         func(v *store.MeterReadingSeries) **uuid.UUID { return &v.OrganizationID },
 		orgRequired: true,

@@ -25,48 +25,56 @@ import (
 	"github.com/amrd/amrd/store"
 )
 
-// Store is what the API calls on the database; store.Store satisfies it, handler tests
-// may fake it.
+// Store is what the API calls on the database, beside the administered resources'
+// Tables; store.Store satisfies it, handler tests may fake it.
 type Store interface {
 	Ping(ctx context.Context) error
 
 	UserByToken(ctx context.Context, key string) (store.User, error)
 	GetUser(ctx context.Context, id uuid.UUID) (store.User, error)
 	GetUserByUsername(ctx context.Context, username string) (store.User, error)
-	ListUsers(ctx context.Context, p store.Page) ([]store.User, int, error)
-	CreateUser(ctx context.Context, in store.UserInput) (store.User, error)
-	UpdateUser(ctx context.Context, id uuid.UUID, in store.UserInput) (store.User, error)
-	DeleteUser(ctx context.Context, id uuid.UUID) error
 	UserMemberships(ctx context.Context, user uuid.UUID) ([]store.Membership, error)
 	TouchLogin(ctx context.Context, id uuid.UUID) error
 	loginFailureStore
 
-	ListOrganizations(ctx context.Context, sc store.Scope, p store.Page) ([]store.Organization, int, error)
-	GetOrganization(ctx context.Context, sc store.Scope, id uuid.UUID) (store.Organization, error)
-	CreateOrganization(ctx context.Context, in store.OrganizationInput) (store.Organization, error)
-	UpdateOrganization(ctx context.Context, sc store.Scope, id uuid.UUID, in store.OrganizationInput) (store.Organization, error)
-	DeleteOrganization(ctx context.Context, sc store.Scope, id uuid.UUID) error
+	// GetMeterDevice reads the device of an AMR task invocation.
+	GetMeterDevice(ctx context.Context, sc store.Scope, id uuid.UUID) (store.MeterDevice, error)
+	// CreateSecurityKeys stores a security key collection from its keys in clear.
+	CreateSecurityKeys(ctx context.Context, sc store.Scope, in store.SecurityKeysInput) (store.SecurityKeys, error)
 
-	ListMemberships(ctx context.Context, sc store.Scope, p store.Page) ([]store.Membership, int, error)
-	GetMembership(ctx context.Context, sc store.Scope, id int64) (store.Membership, error)
-	CreateMembership(ctx context.Context, in store.MembershipInput) (store.Membership, error)
-	UpdateMembership(ctx context.Context, sc store.Scope, id int64, in store.MembershipInput) (store.Membership, error)
-	DeleteMembership(ctx context.Context, sc store.Scope, id int64) error
-
-	// The metering resources, one interface each, declared next to their routes.
-	simCardStore
-	networkInterfaceStore
-	meterReadingSeriesStore
-	meterDeviceConfigStore
-	meterDeviceTypeStore
-	systemEventStore
-	securityKeyStore
-	amrTaskGroupStore
-	amrTaskStore
-	meterDeviceStore
 	readingStore
 	rollupStore
 	taskRunStore
+}
+
+// Tables are the administered resources, one crudStore each, served by the generic
+// handlers of resource.go. StoreTables gives amrd's database's; handler tests fake them.
+type Tables struct {
+	Organizations      crudStore[store.Organization, uuid.UUID]
+	Memberships        crudStore[store.Membership, int64]
+	Users              crudStore[store.User, uuid.UUID]
+	SimCards           crudStore[store.SimCard, uuid.UUID]
+	NetworkInterfaces  crudStore[store.NetworkInterface, uuid.UUID]
+	MeterReadingSeries crudStore[store.MeterReadingSeries, uuid.UUID]
+	MeterDeviceConfigs crudStore[store.MeterDeviceConfig, uuid.UUID]
+	MeterDeviceTypes   crudStore[store.MeterDeviceType, uuid.UUID]
+	MeterSystemEvents  crudStore[store.MeterSystemEvent, int64]
+	SecurityKeys       crudStore[store.SecurityKeys, uuid.UUID]
+	AmrTaskGroups      crudStore[store.AmrTaskGroup, uuid.UUID]
+	AmrTasks           crudStore[store.AmrTask, uuid.UUID]
+	MeterDevices       crudStore[store.MeterDevice, uuid.UUID]
+	StagedReadings     crudStore[store.StagedReading, int64]
+}
+
+// StoreTables returns the Tables of amrd's database.
+func StoreTables(st *store.Store) Tables {
+	return Tables{
+		Organizations: st.Organizations(), Memberships: st.Memberships(), Users: st.Users(),
+		SimCards: st.SimCards(), NetworkInterfaces: st.NetworkInterfaces(), MeterReadingSeries: st.MeterReadingSeries(),
+		MeterDeviceConfigs: st.MeterDeviceConfigs(), MeterDeviceTypes: st.MeterDeviceTypes(),
+		MeterSystemEvents: st.MeterSystemEvents(), SecurityKeys: st.SecurityKeys(), AmrTaskGroups: st.AmrTaskGroups(),
+		AmrTasks: st.AmrTasks(), MeterDevices: st.MeterDevices(), StagedReadings: st.StagedReadings(),
+	}
 }
 
 // Config holds the API's settings. DefaultConfig holds the defaults; New gives a number
@@ -138,6 +146,7 @@ func (c Config) now() time.Time {
 type Server struct {
 	cfg       Config
 	st        Store
+	tables    Tables
 	log       *slog.Logger
 	app       *fiber.App
 	throttle  *throttle
@@ -152,7 +161,7 @@ type Server struct {
 }
 
 // New builds the API. ing may be nil when readings are not taken in (tests of other routes).
-func New(cfg Config, st Store, ing Ingester, log *slog.Logger, reg prometheus.Registerer) (*Server, error) {
+func New(cfg Config, st Store, tables Tables, ing Ingester, log *slog.Logger, reg prometheus.Registerer) (*Server, error) {
 	def := DefaultConfig()
 	if cfg.JWTTTL <= 0 {
 		cfg.JWTTTL = def.JWTTTL
@@ -176,7 +185,7 @@ func New(cfg Config, st Store, ing Ingester, log *slog.Logger, reg prometheus.Re
 	// The caches' lifetimes are durations on this process's monotonic clock; the
 	// throttle's window is a time of the database's clock (Config.Now), which every
 	// replica shares.
-	s := &Server{cfg: cfg, st: st, log: log.With("component", "api"), throttle: newThrottle(st, cfg.now),
+	s := &Server{cfg: cfg, st: st, tables: tables, log: log.With("component", "api"), throttle: newThrottle(st, cfg.now),
 		passwords: &passwordCache{ok: map[[32]byte]time.Time{}, now: time.Now}, metrics: m, ingest: ing,
 		tokens: &tokenCache{m: map[[32]byte]tokenEntry{}, now: time.Now}}
 	s.app = fiber.New(fiber.Config{

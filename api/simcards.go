@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"net/netip"
 	"net/url"
 
@@ -10,19 +9,9 @@ import (
 	"github.com/amrd/amrd/store"
 )
 
-// simCardStore is what the SIM card routes call.
-type simCardStore interface {
-	ListSimCards(context.Context, store.Scope, store.Filter, store.Page) ([]store.SimCard, int, error)
-	GetSimCard(context.Context, store.Scope, uuid.UUID) (store.SimCard, error)
-	CreateSimCard(context.Context, store.SimCard) (store.SimCard, error)
-	UpdateSimCard(context.Context, store.Scope, uuid.UUID, store.SimCard) (store.SimCard, error)
-	DeleteSimCard(context.Context, store.Scope, uuid.UUID) error
-}
-
-func (s *Server) simCards() resource[store.SimCard] {
-	return resource[store.SimCard]{
-		list: s.st.ListSimCards, get: s.st.GetSimCard, create: s.st.CreateSimCard,
-		update: s.st.UpdateSimCard, del: s.st.DeleteSimCard,
+func (s *Server) simCards() resource[store.SimCard, uuid.UUID] {
+	return resource[store.SimCard, uuid.UUID]{
+		rows:    s.tables.SimCards,
 		blank:   func() store.SimCard { return store.SimCard{} },
 		org:     func(v *store.SimCard) **uuid.UUID { return &v.OrganizationID },
 		filters: map[string]filterKind{"iccid": filterText, "imsi": filterText},

@@ -1,29 +1,18 @@
 package api
 
 import (
-	"context"
-
-	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
 
 	"github.com/amrd/amrd/store"
 )
 
-// systemEventStore is what the meter system event routes call.
-type systemEventStore interface {
-	ListMeterSystemEvents(context.Context, store.Scope, store.Filter, store.Page) ([]store.MeterSystemEvent, int, error)
-	GetMeterSystemEvent(context.Context, store.Scope, int64) (store.MeterSystemEvent, error)
-	CreateMeterSystemEvent(context.Context, store.MeterSystemEvent) (store.MeterSystemEvent, error)
-	DeleteMeterSystemEvent(context.Context, store.Scope, int64) error
-}
-
-// systemEvents serves list and create; events have integer ids, so get and delete are
-// getSystemEvent and deleteSystemEvent. The contract lists no update.
-func (s *Server) systemEvents() resource[store.MeterSystemEvent] {
-	return resource[store.MeterSystemEvent]{
-		list: s.st.ListMeterSystemEvents, create: s.st.CreateMeterSystemEvent,
+// systemEvents serves meter system events, which have integer ids. The contract lists
+// no update.
+func (s *Server) systemEvents() resource[store.MeterSystemEvent, int64] {
+	return resource[store.MeterSystemEvent, int64]{
+		rows:        s.tables.MeterSystemEvents,
 		blank:       func() store.MeterSystemEvent { return store.MeterSystemEvent{} },
-		org:         systemEventOrg,
+		org:         func(v *store.MeterSystemEvent) **uuid.UUID { return &v.OrganizationID },
 		orgRequired: true,
 		filters:     map[string]filterKind{"meter_device": filterUUID, "start_time": filterTime, "end_time": filterTime},
 		decode: func(b body, v *store.MeterSystemEvent, full bool, errs FieldErrors) {
@@ -33,22 +22,4 @@ func (s *Server) systemEvents() resource[store.MeterSystemEvent] {
 			b.str(errs, "content", &v.Content, full, 1, 500)
 		},
 	}
-}
-
-func systemEventOrg(v *store.MeterSystemEvent) **uuid.UUID { return &v.OrganizationID }
-
-func (s *Server) getSystemEvent(c *fiber.Ctx) error {
-	id, err := pathInt(c)
-	if err != nil {
-		return err
-	}
-	return getOne(c, id, s.st.GetMeterSystemEvent)
-}
-
-func (s *Server) deleteSystemEvent(c *fiber.Ctx) error {
-	id, err := pathInt(c)
-	if err != nil {
-		return err
-	}
-	return deleteOne(c, id, s.st.GetMeterSystemEvent, s.st.DeleteMeterSystemEvent, systemEventOrg)
 }

@@ -136,7 +136,7 @@ func (tc runCase) run(t *testing.T) {
 	var subs [][]ingest.Reading
 	now := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
 	s, err := New(Config{JWTKey: []byte("k"), AllowTokenAuth: true, MaxReadingsPerRequest: 5, Now: func() time.Time { return now }},
-		st, fakeIngester{err: tc.ing, subs: &subs}, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+		st, fakeTables(nil), fakeIngester{err: tc.ing, subs: &subs}, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
 	require.NoError(t, err)
 	method := tc.method
 	if method == "" {

@@ -4,6 +4,7 @@ import (
 	"regexp"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
 
 	"github.com/amrd/amrd/store"
 )
@@ -17,134 +18,44 @@ var usernameRule = regexp.MustCompile(`^[\p{L}\p{N}@.+\-_]+$`)
 // minPasswordLen follows NIST SP 800-63B's minimum for user-chosen secrets.
 const minPasswordLen = 8
 
-func staffOnly(c *fiber.Ctx) error {
-	if !current(c).staff {
-		return errStaffOnly
-	}
-	return nil
-}
-
-func (s *Server) listUsers(c *fiber.Ctx) error {
-	if err := staffOnly(c); err != nil {
-		return err
-	}
-	p, err := pageParams(c)
-	if err != nil {
-		return err
-	}
-	list, n, err := s.st.ListUsers(c.UserContext(), p)
-	if err != nil {
-		return err
-	}
-	return c.JSON(newPage(c, p, n, list))
-}
-
-func (s *Server) getUser(c *fiber.Ctx) error {
-	if err := staffOnly(c); err != nil {
-		return err
-	}
-	id, err := pathUUID(c)
-	if err != nil {
-		return err
-	}
-	u, err := s.st.GetUser(c.UserContext(), id)
-	if err != nil {
-		return err
-	}
-	return c.JSON(u)
-}
-
-// userInput validates a user body; with full set, username (and on create, password) are
-// required.
-func userInput(b body, in *store.UserInput, full, create bool) error {
-	errs := FieldErrors{}
-	b.str(errs, "username", &in.Username, full, 1, 150)
-	if b.has("username") && len(errs["username"]) == 0 && !usernameRule.MatchString(in.Username) {
-		errs.add("username", "Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ characters.")
-	}
-	var password string
-	b.str(errs, "password", &password, create, minPasswordLen, 128)
-	b.str(errs, "email", &in.Email, false, 0, 254)
-	b.str(errs, "first_name", &in.FirstName, false, 0, 150)
-	b.str(errs, "last_name", &in.LastName, false, 0, 150)
-	b.boolean(errs, "is_staff", &in.IsStaff)
-	b.boolean(errs, "is_active", &in.IsActive)
-	if err := errs.orNil(); err != nil {
-		return err
-	}
-	if password != "" {
-		h, err := HashPassword(password)
-		if err != nil {
+// users serves users. A new user (no id yet) must be sent a password; an update without
+// one keeps the stored hash. A change or delete clears the token cache, so that it takes
+// effect on this replica at once; no one may delete their own user.
+func (s *Server) users() resource[store.User, uuid.UUID] {
+	return resource[store.User, uuid.UUID]{
+		rows:   s.tables.Users,
+		policy: staffOnly,
+		blank:  func() store.User { return store.User{IsActive: true} },
+		decode: func(b body, v *store.User, full bool, errs FieldErrors) {
+			b.str(errs, "username", &v.Username, full, 1, 150)
+			if b.has("username") && len(errs["username"]) == 0 && !usernameRule.MatchString(v.Username) {
+				errs.add("username", "Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ characters.")
+			}
+			var password string
+			b.str(errs, "password", &password, full && v.ID == uuid.Nil, minPasswordLen, 128)
+			b.str(errs, "email", &v.Email, false, 0, 254)
+			b.str(errs, "first_name", &v.FirstName, false, 0, 150)
+			b.str(errs, "last_name", &v.LastName, false, 0, 150)
+			b.boolean(errs, "is_staff", &v.IsStaff)
+			b.boolean(errs, "is_active", &v.IsActive)
+			v.PasswordHash = "" // the store keeps the stored hash unless prepare sets a new one
+		},
+		prepare: func(b body, v *store.User) error {
+			var password string
+			b.str(FieldErrors{}, "password", &password, false, 0, 0) // decode validated it
+			if password == "" {
+				return nil
+			}
+			h, err := HashPassword(password)
+			v.PasswordHash = h
 			return err
-		}
-		in.PasswordHash = h
+		},
+		mayDelete: func(p *principal, v *store.User) error {
+			if v.ID == p.user.ID {
+				return errStatus(fiber.StatusConflict, "You cannot delete your own user.")
+			}
+			return nil
+		},
+		written: s.tokens.reset,
 	}
-	return nil
-}
-
-func (s *Server) createUser(c *fiber.Ctx) error {
-	if err := staffOnly(c); err != nil {
-		return err
-	}
-	b, err := readBody(c)
-	if err != nil {
-		return err
-	}
-	in := store.UserInput{IsActive: true}
-	if err := userInput(b, &in, true, true); err != nil {
-		return err
-	}
-	u, err := s.st.CreateUser(c.UserContext(), in)
-	if err != nil {
-		return err
-	}
-	return c.Status(fiber.StatusCreated).JSON(u)
-}
-
-func (s *Server) updateUser(c *fiber.Ctx) error {
-	if err := staffOnly(c); err != nil {
-		return err
-	}
-	id, err := pathUUID(c)
-	if err != nil {
-		return err
-	}
-	old, err := s.st.GetUser(c.UserContext(), id)
-	if err != nil {
-		return err
-	}
-	b, err := readBody(c)
-	if err != nil {
-		return err
-	}
-	in := store.UserInput{Username: old.Username, Email: old.Email, FirstName: old.FirstName,
-		LastName: old.LastName, IsStaff: old.IsStaff, IsActive: old.IsActive}
-	if err := userInput(b, &in, c.Method() == fiber.MethodPut, false); err != nil {
-		return err
-	}
-	u, err := s.st.UpdateUser(c.UserContext(), id, in)
-	s.tokens.reset()
-	if err != nil {
-		return err
-	}
-	return c.JSON(u)
-}
-
-func (s *Server) deleteUser(c *fiber.Ctx) error {
-	if err := staffOnly(c); err != nil {
-		return err
-	}
-	id, err := pathUUID(c)
-	if err != nil {
-		return err
-	}
-	if id == current(c).user.ID {
-		return errStatus(fiber.StatusConflict, "You cannot delete your own user.")
-	}
-	err = s.st.DeleteUser(c.UserContext(), id)
-	s.tokens.reset()
-	if err != nil {
-		return err
-	}
-	return c.SendStatus(fiber.StatusNoContent)
 }

@@ -96,22 +96,22 @@ const r5Limit = 3 * time.Minute
 
 // ReadResults are the read benchmark's figures.
 type ReadResults struct {
-	Meters        int                `json:"meters"`
-	OtherMeters   int                `json:"other_organization_meters"`
-	Series        int                `json:"series_per_meter"`
-	Days          int                `json:"days"`
-	Readings      int64              `json:"readings"`
-	From          time.Time          `json:"from"`
-	To            time.Time          `json:"to"`
-	LoadSeconds   float64            `json:"load_seconds"`
-	VacuumSeconds float64            `json:"vacuum_analyze_seconds"`
+	Meters        int       `json:"meters"`
+	OtherMeters   int       `json:"other_organization_meters"`
+	Series        int       `json:"series_per_meter"`
+	Days          int       `json:"days"`
+	Readings      int64     `json:"readings"`
+	From          time.Time `json:"from"`
+	To            time.Time `json:"to"`
+	LoadSeconds   float64   `json:"load_seconds"`
+	VacuumSeconds float64   `json:"vacuum_analyze_seconds"`
 	// Clustered chunks of settled days, as the cluster_readings job leaves a live
 	// database, and the time that took.
-	ClusteredChunks int     `json:"clustered_chunks"`
-	ClusterSeconds  float64 `json:"cluster_seconds"`
-	Rollups       *Materialization   `json:"r5_materialization,omitempty"`
-	Queries       []Query            `json:"queries"`
-	Ratios        map[string]float64 `json:"ratios,omitempty"`
+	ClusteredChunks int                `json:"clustered_chunks"`
+	ClusterSeconds  float64            `json:"cluster_seconds"`
+	Rollups         *Materialization   `json:"r5_materialization,omitempty"`
+	Queries         []Query            `json:"queries"`
+	Ratios          map[string]float64 `json:"ratios,omitempty"`
 	// R2Skipped: r2 was asked for but not measured, the rollups being unfinished (r5).
 	R2Skipped bool `json:"r2_skipped,omitempty"`
 }

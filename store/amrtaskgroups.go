@@ -49,30 +49,38 @@ func (s *Store) GetAmrTaskGroup(ctx context.Context, sc Scope, id uuid.UUID) (Am
 
 // CreateAmrTaskGroup adds an AMR task group; its tasks must belong to its organization.
 func (s *Store) CreateAmrTaskGroup(ctx context.Context, in AmrTaskGroup) (AmrTaskGroup, error) {
-	return inTxRead(ctx, s, "creating an AMR task group", func(tx pgx.Tx) (AmrTaskGroup, error) {
+	var out AmrTaskGroup
+	err := s.inTx(ctx, "creating an AMR task group", func(tx pgx.Tx) error {
 		var id uuid.UUID
 		if err := tx.QueryRow(ctx, `INSERT INTO amr_task_groups (organization_id, name, description)
 			VALUES ($1, $2, $3) RETURNING id`, orgOf(in.OrganizationID), in.Name, in.Description).Scan(&id); err != nil {
-			return AmrTaskGroup{}, err
+			return err
 		}
-		return writeGroupTasks(ctx, tx, id, in)
+		var err error
+		out, err = writeGroupTasks(ctx, tx, id, in)
+		return err
 	})
+	return out, err
 }
 
 // UpdateAmrTaskGroup replaces an AMR task group's fields and tasks. A group used by meter
 // devices of its organization cannot move to another organization (409).
 func (s *Store) UpdateAmrTaskGroup(ctx context.Context, sc Scope, id uuid.UUID, in AmrTaskGroup) (AmrTaskGroup, error) {
-	return inTxRead(ctx, s, "updating an AMR task group", func(tx pgx.Tx) (AmrTaskGroup, error) {
+	var out AmrTaskGroup
+	err := s.inTx(ctx, "updating an AMR task group", func(tx pgx.Tx) error {
 		if err := updateScoped(ctx, tx, sc, `UPDATE amr_task_groups x SET organization_id = $2, name = $3, description = $4,
 			updated_at = now()`, id, orgOf(in.OrganizationID), in.Name, in.Description); err != nil {
-			return AmrTaskGroup{}, err
+			return err
 		}
 		if err := refusedIfUsedElsewhere(ctx, tx, "meter_device_task_groups l JOIN meter_devices d ON d.id = l.device_id", "l.group_id",
 			id, in.OrganizationID, "meter devices of another organization use this AMR task group"); err != nil {
-			return AmrTaskGroup{}, err
+			return err
 		}
-		return writeGroupTasks(ctx, tx, id, in)
+		var err error
+		out, err = writeGroupTasks(ctx, tx, id, in)
+		return err
 	})
+	return out, err
 }
 
 // writeGroupTasks checks and sets the tasks of group id, then reads the group back.

@@ -65,41 +65,49 @@ func kwargsArg(k json.RawMessage) any {
 
 // CreateAmrTask adds an AMR task.
 func (s *Store) CreateAmrTask(ctx context.Context, in AmrTask) (AmrTask, error) {
-	return inTxRead(ctx, s, "creating an AMR task", func(tx pgx.Tx) (AmrTask, error) {
+	var out AmrTask
+	err := s.inTx(ctx, "creating an AMR task", func(tx pgx.Tx) error {
 		var id uuid.UUID
 		if err := tx.QueryRow(ctx, `INSERT INTO amr_tasks (organization_id, name, description, is_active, schedule,
 			run_offset_seconds, meter_execution_type, task_call, task_kwargs)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::jsonb) RETURNING id`,
 			orgOf(in.OrganizationID), in.Name, in.Description, in.IsActive, in.Schedule, in.RunOffsetSeconds,
 			in.MeterExecutionType, in.TaskCall, kwargsArg(in.TaskKwargs)).Scan(&id); err != nil {
-			return AmrTask{}, err
+			return err
 		}
-		return amrTasks.get(ctx, tx, AllOrgs, id)
+		var err error
+		out, err = amrTasks.get(ctx, tx, AllOrgs, id)
+		return err
 	})
+	return out, err
 }
 
 // UpdateAmrTask replaces an AMR task's fields. A task used by task groups or meter
 // devices of its organization cannot move to another organization (409).
 func (s *Store) UpdateAmrTask(ctx context.Context, sc Scope, id uuid.UUID, in AmrTask) (AmrTask, error) {
-	return inTxRead(ctx, s, "updating an AMR task", func(tx pgx.Tx) (AmrTask, error) {
+	var out AmrTask
+	err := s.inTx(ctx, "updating an AMR task", func(tx pgx.Tx) error {
 		if err := updateScoped(ctx, tx, sc, `UPDATE amr_tasks x SET organization_id = $2, name = $3, description = $4,
 			is_active = $5, schedule = $6, run_offset_seconds = $7, meter_execution_type = $8, task_call = $9,
 			task_kwargs = $10::text::jsonb, updated_at = now()`,
 			id, orgOf(in.OrganizationID), in.Name, in.Description, in.IsActive, in.Schedule, in.RunOffsetSeconds,
 			in.MeterExecutionType, in.TaskCall, kwargsArg(in.TaskKwargs)); err != nil {
-			return AmrTask{}, err
+			return err
 		}
 		// The link tables have no organization column: the join brings the user's.
 		if err := refusedIfUsedElsewhere(ctx, tx, "amr_task_group_tasks l JOIN amr_task_groups g ON g.id = l.group_id", "l.task_id",
 			id, in.OrganizationID, "AMR task groups of another organization use this AMR task"); err != nil {
-			return AmrTask{}, err
+			return err
 		}
 		if err := refusedIfUsedElsewhere(ctx, tx, "meter_device_tasks l JOIN meter_devices d ON d.id = l.device_id", "l.task_id",
 			id, in.OrganizationID, "meter devices of another organization use this AMR task"); err != nil {
-			return AmrTask{}, err
+			return err
 		}
-		return amrTasks.get(ctx, tx, AllOrgs, id)
+		var err error
+		out, err = amrTasks.get(ctx, tx, AllOrgs, id)
+		return err
 	})
+	return out, err
 }
 
 // DeleteAmrTask removes an AMR task. It is refused (409) while a task group or a meter

@@ -200,18 +200,8 @@ func orgOf(o *uuid.UUID) any {
 	return *o
 }
 
-// inTxRead runs fn in a transaction, as inTx does, and returns what fn read back.
-func inTxRead[T any](ctx context.Context, s *Store, op string, fn func(pgx.Tx) (T, error)) (T, error) {
-	var out T
-	err := s.inTx(ctx, op, func(tx pgx.Tx) error {
-		var err error
-		out, err = fn(tx)
-		return err
-	})
-	return out, err
-}
-
-// inTx runs fn in a transaction and maps its error.
+// inTx runs fn in a transaction and maps its error: the one way the store's writes
+// use a transaction (what fn reads back, it sets in a variable of the caller's).
 func (s *Store) inTx(ctx context.Context, op string, fn func(pgx.Tx) error) error {
 	err := pgx.BeginFunc(ctx, s.pool, fn)
 	if err == nil {

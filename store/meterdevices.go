@@ -41,25 +41,15 @@ type MeterDevice struct {
 }
 
 var meterDevices = entity[MeterDevice]{
-	what: "a meter device",
-	from: "meter_devices x LEFT JOIN network_interfaces n ON n.id = x.network_interface_id LEFT JOIN sim_cards s ON s.id = n.sim_id",
-	cols: "x.id, x.organization_id, x.name, x.external_system_reference, x.manufacturer_serial, x.protocol, " +
-		"x.iec62056_21_address, x.dlms_logical_device_name, x.dlms_system_title, x.type_id, " +
-		idList("meter_device_task_groups", "device_id", "group_id") + ", " + idList("meter_device_tasks", "device_id", "task_id") + ", " +
-		"x.network_interface_id, coalesce(nullif(n.fqdn, ''), nullif(n.static_ip_address, ''), nullif(s.ip_address, '')), n.port, " +
-		"x.has_current_transformer, x.current_transformer_ratio, x.has_voltage_transformer, x.voltage_transformer_ratio, " +
-		"x.has_disconnector, x.disconnector_status, x.created_at, x.updated_at",
+	what:  "a meter device",
+	from:  "meter_devices x" + deviceJoins("x"),
+	cols:  deviceCols("x"),
 	order: "x.created_at, x.id",
 	scan: func(row pgx.CollectableRow) (MeterDevice, error) {
 		var v MeterDevice
-		var host *string
-		var port *int32
-		err := row.Scan(&v.ID, &v.OrganizationID, &v.Name, &v.ExternalSystemReference, &v.ManufacturerSerial, &v.Protocol,
-			&v.IEC62056Address, &v.DLMSLogicalDeviceName, &v.DLMSSystemTitle, &v.TypeID, &v.TaskGroups, &v.MeterTasks,
-			&v.NetworkInterfaceID, &host, &port,
-			&v.HasCurrentTransformer, &v.CurrentTransformerRatio, &v.HasVoltageTransformer, &v.VoltageTransformerRatio,
-			&v.HasDisconnector, &v.DisconnectorStatus, &v.CreatedAt, &v.UpdatedAt)
-		v.NetworkInterfaceInfo = hostPort(host, port)
+		dest, finish := deviceDest(&v)
+		err := row.Scan(dest...)
+		finish()
 		return v, err
 	},
 	filters: map[string]string{
@@ -69,6 +59,37 @@ var meterDevices = entity[MeterDevice]{
 		"dlms_logical_device_name":  "x.dlms_logical_device_name = %s",
 		"dlms_system_title":         "x.dlms_system_title = %s",
 	},
+}
+
+// deviceJoins joins the network interface (n) of the meter device d (a table alias) and
+// its SIM card (s), where deviceCols reads the device's address.
+func deviceJoins(d string) string {
+	return " LEFT JOIN network_interfaces n ON n.id = " + d + ".network_interface_id LEFT JOIN sim_cards s ON s.id = n.sim_id"
+}
+
+// deviceCols is the select list of the meter device d (a table alias, joined by
+// deviceJoins), in the order of deviceDest.
+func deviceCols(d string) string {
+	return d + ".id, " + d + ".organization_id, " + d + ".name, " + d + ".external_system_reference, " + d + ".manufacturer_serial, " +
+		d + ".protocol, " + d + ".iec62056_21_address, " + d + ".dlms_logical_device_name, " + d + ".dlms_system_title, " + d + ".type_id, " +
+		idListOf(d+".id", "meter_device_task_groups", "device_id", "group_id") + ", " +
+		idListOf(d+".id", "meter_device_tasks", "device_id", "task_id") + ", " +
+		d + ".network_interface_id, coalesce(nullif(n.fqdn, ''), nullif(n.static_ip_address, ''), nullif(s.ip_address, '')), n.port, " +
+		d + ".has_current_transformer, " + d + ".current_transformer_ratio, " + d + ".has_voltage_transformer, " +
+		d + ".voltage_transformer_ratio, " + d + ".has_disconnector, " + d + ".disconnector_status, " + d + ".created_at, " + d + ".updated_at"
+}
+
+// deviceDest returns where the columns of deviceCols are scanned into v, and finish,
+// which sets the fields computed from them once scanned.
+func deviceDest(v *MeterDevice) (dest []any, finish func()) {
+	var host *string
+	var port *int32
+	return []any{&v.ID, &v.OrganizationID, &v.Name, &v.ExternalSystemReference, &v.ManufacturerSerial, &v.Protocol,
+			&v.IEC62056Address, &v.DLMSLogicalDeviceName, &v.DLMSSystemTitle, &v.TypeID, &v.TaskGroups, &v.MeterTasks,
+			&v.NetworkInterfaceID, &host, &port,
+			&v.HasCurrentTransformer, &v.CurrentTransformerRatio, &v.HasVoltageTransformer, &v.VoltageTransformerRatio,
+			&v.HasDisconnector, &v.DisconnectorStatus, &v.CreatedAt, &v.UpdatedAt},
+		func() { v.NetworkInterfaceInfo = hostPort(host, port) }
 }
 
 // hostPort formats a network interface's address for network_interface_info.
@@ -96,9 +117,10 @@ func (s *Store) GetMeterDevice(ctx context.Context, sc Scope, id uuid.UUID) (Met
 // CreateMeterDevice adds a meter device. Its type, network interface, task groups and
 // tasks must belong to its organization; a taken name is a 400 naming "name".
 func (s *Store) CreateMeterDevice(ctx context.Context, in MeterDevice) (MeterDevice, error) {
-	return inTxRead(ctx, s, "creating a meter device", func(tx pgx.Tx) (MeterDevice, error) {
+	var out MeterDevice
+	err := s.inTx(ctx, "creating a meter device", func(tx pgx.Tx) error {
 		if err := checkDeviceRefs(ctx, tx, in); err != nil {
-			return MeterDevice{}, err
+			return err
 		}
 		var id uuid.UUID
 		if err := tx.QueryRow(ctx, `INSERT INTO meter_devices (organization_id, name, external_system_reference,
@@ -107,21 +129,25 @@ func (s *Store) CreateMeterDevice(ctx context.Context, in MeterDevice) (MeterDev
 			voltage_transformer_ratio, has_disconnector, disconnector_status)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id`,
 			deviceArgs(in)...).Scan(&id); err != nil {
-			return MeterDevice{}, err
+			return err
 		}
-		return writeDevice(ctx, tx, id, in)
+		var err error
+		out, err = writeDevice(ctx, tx, id, in)
+		return err
 	})
+	return out, err
 }
 
 // UpdateMeterDevice replaces a meter device's fields and task links, and promotes the
 // staged readings of its name, in the same transaction.
 func (s *Store) UpdateMeterDevice(ctx context.Context, sc Scope, id uuid.UUID, in MeterDevice) (MeterDevice, error) {
-	return inTxRead(ctx, s, "updating a meter device", func(tx pgx.Tx) (MeterDevice, error) {
+	var out MeterDevice
+	err := s.inTx(ctx, "updating a meter device", func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT 1 FROM meter_devices WHERE id = $1 FOR UPDATE", id); err != nil {
-			return MeterDevice{}, err
+			return err
 		}
 		if err := checkDeviceRefs(ctx, tx, in); err != nil {
-			return MeterDevice{}, err
+			return err
 		}
 		if err := updateScoped(ctx, tx, sc, `UPDATE meter_devices x SET organization_id = $2, name = $3,
 			external_system_reference = $4, manufacturer_serial = $5, protocol = $6, iec62056_21_address = $7,
@@ -129,18 +155,21 @@ func (s *Store) UpdateMeterDevice(ctx context.Context, sc Scope, id uuid.UUID, i
 			has_current_transformer = $12, current_transformer_ratio = $13, has_voltage_transformer = $14,
 			voltage_transformer_ratio = $15, has_disconnector = $16, disconnector_status = $17, updated_at = now()`,
 			id, deviceArgs(in)...); err != nil {
-			return MeterDevice{}, err
+			return err
 		}
 		// A device that moves to another organization takes its system events along: they
 		// are its history, and the event's organization must be its device's.
 		if in.OrganizationID != nil {
 			if _, err := tx.Exec(ctx, `UPDATE meter_system_events SET organization_id = $2, updated_at = now()
 				WHERE meter_device_id = $1 AND organization_id <> $2`, id, *in.OrganizationID); err != nil {
-				return MeterDevice{}, err
+				return err
 			}
 		}
-		return writeDevice(ctx, tx, id, in)
+		var err error
+		out, err = writeDevice(ctx, tx, id, in)
+		return err
 	})
+	return out, err
 }
 
 // deviceArgs are the written columns of a device, in the order of the INSERT and UPDATE.

@@ -139,7 +139,8 @@ func (s *Store) InvokeRun(ctx context.Context, sc Scope, in RunInput) (TaskRun, 
 	if in.MaxAttempts < 1 {
 		in.MaxAttempts = 1
 	}
-	return inTxRead(ctx, s, "invoking an AMR task", func(tx pgx.Tx) (TaskRun, error) {
+	var out TaskRun
+	err := s.inTx(ctx, "invoking an AMR task", func(tx pgx.Tx) error {
 		all, orgs := sc.args()
 		var id int64
 		err := tx.QueryRow(ctx, `INSERT INTO amr_task_runs (meter_device_id, trigger, run_at, meter_execution_type,
@@ -149,13 +150,15 @@ func (s *Store) InvokeRun(ctx context.Context, sc Scope, in RunInput) (TaskRun, 
 			RETURNING id`, in.MeterDeviceID, all, orgs, in.RunAt, in.MeterExecutionType, in.TaskCall,
 			kwargsArg(in.TaskKwargs), in.MaxAttempts).Scan(&id)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return TaskRun{}, &FieldError{Field: "meter_device", Msg: fmt.Sprintf("Invalid pk %q - object does not exist.", in.MeterDeviceID)}
+			return &FieldError{Field: "meter_device", Msg: fmt.Sprintf("Invalid pk %q - object does not exist.", in.MeterDeviceID)}
 		}
 		if err != nil {
-			return TaskRun{}, err
+			return err
 		}
-		return getRun(ctx, tx, AllOrgs, id)
+		out, err = getRun(ctx, tx, AllOrgs, id)
+		return err
 	})
+	return out, err
 }
 
 // Claim asks for due runs.
@@ -181,7 +184,8 @@ func (s *Store) ClaimTaskRuns(ctx context.Context, sc Scope, c Claim) ([]TaskRun
 		return nil, nil
 	}
 	all, orgs := sc.args()
-	return inTxRead(ctx, s, "claiming AMR task runs", func(tx pgx.Tx) ([]TaskRun, error) {
+	var out []TaskRun
+	err := s.inTx(ctx, "claiming AMR task runs", func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `
 			WITH c AS (
 				SELECT x.id FROM amr_task_runs x JOIN meter_devices d ON d.id = x.meter_device_id
@@ -197,7 +201,7 @@ func (s *Store) ClaimTaskRuns(ctx context.Context, sc Scope, c Claim) ([]TaskRun
 			FROM c WHERE x.id = c.id
 			RETURNING x.id, x.claim_token`, c.Types, c.Now, all, orgs, c.Limit, c.Worker, c.Lease)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		type claimed struct {
 			id    int64
@@ -208,20 +212,22 @@ func (s *Store) ClaimTaskRuns(ctx context.Context, sc Scope, c Claim) ([]TaskRun
 			return v, r.Scan(&v.id, &v.token)
 		})
 		if err != nil {
-			return nil, err
+			return err
 		}
-		out := make([]TaskRun, 0, len(got))
+		runs := make([]TaskRun, 0, len(got))
 		for _, g := range got {
 			r, err := getRun(ctx, tx, AllOrgs, g.id)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			tok := g.token
 			r.ClaimToken = &tok
-			out = append(out, r)
+			runs = append(runs, r)
 		}
-		return out, nil
+		out = runs
+		return nil
 	})
+	return out, err
 }
 
 // errLostClaim is what a report on a run no longer held by that claim gets.
@@ -272,24 +278,27 @@ func (s *Store) ReleaseTaskRun(ctx context.Context, id int64, token uuid.UUID, r
 // uses $2 onwards for args ($1 is the run's id).
 func (s *Store) updateClaimed(ctx context.Context, sc Scope, id int64, token uuid.UUID, op, set string, args ...any) (TaskRun, error) {
 	all, orgs := sc.args()
-	return inTxRead(ctx, s, op, func(tx pgx.Tx) (TaskRun, error) {
+	var out TaskRun
+	err := s.inTx(ctx, op, func(tx pgx.Tx) error {
 		var status string
 		var held bool
 		err := tx.QueryRow(ctx, `SELECT x.status, x.claim_token IS NOT DISTINCT FROM $2 FROM amr_task_runs x
 			JOIN meter_devices d ON d.id = x.meter_device_id
 			WHERE x.id = $1 AND ($3 OR d.organization_id = ANY($4)) FOR UPDATE OF x`, id, token, all, orgs).Scan(&status, &held)
 		if err != nil {
-			return TaskRun{}, err
+			return err
 		}
 		if status != RunRunning || !held {
-			return TaskRun{}, errLostClaim
+			return errLostClaim
 		}
 		if _, err := tx.Exec(ctx, "UPDATE amr_task_runs x SET "+set+", updated_at = now() WHERE x.id = $1",
 			append([]any{id}, args...)...); err != nil {
-			return TaskRun{}, err
+			return err
 		}
-		return getRun(ctx, tx, AllOrgs, id)
+		out, err = getRun(ctx, tx, AllOrgs, id)
+		return err
 	})
+	return out, err
 }
 
 // ScheduledTask is an active AMR task as the planner needs it.

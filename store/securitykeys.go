@@ -30,30 +30,13 @@ type SecurityKeys struct {
 	Meter KeyMeter `json:"meter"`
 }
 
-// KeyMeter is the meter device embedded in a security key collection, with the fields of
-// the contract's MeterDevice.
+// KeyMeter is the meter device embedded in a security key collection: the contract's
+// MeterDevice there has every field of a meter device but network_interface_info.
 type KeyMeter struct {
-	ID                      uuid.UUID   `json:"id"`
-	CreatedAt               time.Time   `json:"created_at"`
-	UpdatedAt               time.Time   `json:"updated_at"`
-	Name                    string      `json:"name"`
-	ExternalSystemReference *string     `json:"external_system_reference"`
-	ManufacturerSerial      *string     `json:"manufacturer_serial"`
-	Protocol                string      `json:"protocol"`
-	IEC6205621Address       *string     `json:"iec62056_21_address"`
-	DLMSLogicalDeviceName   *string     `json:"dlms_logical_device_name"`
-	DLMSSystemTitle         *string     `json:"dlms_system_title"`
-	HasCurrentTransformer   bool        `json:"has_current_transformer"`
-	CurrentTransformerRatio int64       `json:"current_transformer_ratio"`
-	HasVoltageTransformer   bool        `json:"has_voltage_transformer"`
-	VoltageTransformerRatio int64       `json:"voltage_transformer_ratio"`
-	HasDisconnector         bool        `json:"has_disconnector"`
-	DisconnectorStatus      *int64      `json:"disconnector_status"`
-	OrganizationID          *uuid.UUID  `json:"organization"`
-	TypeID                  *uuid.UUID  `json:"type"`
-	NetworkInterfaceID      *uuid.UUID  `json:"network_interface"`
-	TaskGroups              []uuid.UUID `json:"task_groups"`
-	MeterTasks              []uuid.UUID `json:"meter_tasks"`
+	MeterDevice
+	// NetworkInterfaceInfo hides the device's: a field of the outer struct wins over an
+	// embedded one of the same JSON name, and omitzero leaves this one (always zero) out.
+	NetworkInterfaceInfo struct{} `json:"network_interface_info,omitzero"`
 }
 
 // SecurityKeysInput is a new security key collection: the meter device's id and its keys
@@ -85,28 +68,20 @@ const keyOrg = "(SELECT d.organization_id FROM meter_devices d WHERE d.id = x.me
 func securityKeys(r *keyRing) entity[SecurityKeys] {
 	return entity[SecurityKeys]{
 		what: "a meter security key collection",
-		from: "meter_security_keys x JOIN meter_devices m ON m.id = x.meter_device_id",
+		from: "meter_security_keys x JOIN meter_devices m ON m.id = x.meter_device_id" + deviceJoins("m"),
 		org:  "m.organization_id",
-		cols: "x.id, x.created_at, x.updated_at, x." + colIECPassword + ", x." + colUnicastKey + ", x." + colBroadcastKey + ", x." + colAuthKey + `,
-			m.id, m.created_at, m.updated_at, m.name, m.external_system_reference, m.manufacturer_serial, m.protocol,
-			m.iec62056_21_address, m.dlms_logical_device_name, m.dlms_system_title, m.has_current_transformer,
-			m.current_transformer_ratio, m.has_voltage_transformer, m.voltage_transformer_ratio, m.has_disconnector,
-			m.disconnector_status, m.organization_id, m.type_id, m.network_interface_id, ` +
-			idListOf("m.id", "meter_device_task_groups", "device_id", "group_id") + ", " +
-			idListOf("m.id", "meter_device_tasks", "device_id", "task_id"),
+		cols: "x.id, x.created_at, x.updated_at, x." + colIECPassword + ", x." + colUnicastKey + ", x." + colBroadcastKey + ", x." + colAuthKey + ", " +
+			deviceCols("m"),
 		order: "x.created_at, x.id",
 		scan: func(row pgx.CollectableRow) (SecurityKeys, error) {
 			var v SecurityKeys
 			var pw, uni, bc, auth []byte
-			m := &v.Meter
-			err := row.Scan(&v.ID, &v.CreatedAt, &v.UpdatedAt, &pw, &uni, &bc, &auth,
-				&m.ID, &m.CreatedAt, &m.UpdatedAt, &m.Name, &m.ExternalSystemReference, &m.ManufacturerSerial, &m.Protocol,
-				&m.IEC6205621Address, &m.DLMSLogicalDeviceName, &m.DLMSSystemTitle, &m.HasCurrentTransformer,
-				&m.CurrentTransformerRatio, &m.HasVoltageTransformer, &m.VoltageTransformerRatio, &m.HasDisconnector,
-				&m.DisconnectorStatus, &m.OrganizationID, &m.TypeID, &m.NetworkInterfaceID, &m.TaskGroups, &m.MeterTasks)
+			dest, finish := deviceDest(&v.Meter.MeterDevice)
+			err := row.Scan(append([]any{&v.ID, &v.CreatedAt, &v.UpdatedAt, &pw, &uni, &bc, &auth}, dest...)...)
 			if err != nil {
 				return v, err
 			}
+			finish()
 			for _, k := range []struct {
 				col string
 				enc []byte
@@ -225,13 +200,13 @@ func (s *Store) RotateSecurityKeys(ctx context.Context, batch int, after func(Ke
 		}
 		var n int
 		var done KeyRotation
-		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		err := s.inTx(ctx, "re-encrypting meter security keys", func(tx pgx.Tx) error {
 			var err error
 			n, done, last, err = s.rotateBatch(ctx, tx, last, batch)
 			return err
 		})
 		if err != nil {
-			return total, mapErr("re-encrypting meter security keys", err)
+			return total, err
 		}
 		total.Changed += done.Changed
 		total.Current += done.Current

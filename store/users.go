@@ -167,7 +167,7 @@ func (s *Store) UserByToken(ctx context.Context, key string) (User, error) {
 // check and the insert hold an advisory lock so that two replicas starting together make
 // one. It returns created=false when users already existed.
 func (s *Store) Bootstrap(ctx context.Context, username, passwordHash string) (u User, token string, created bool, err error) {
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err = s.inTx(ctx, "creating the first user", func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(0x616d7262)`); err != nil {
 			return err
 		}
@@ -191,7 +191,7 @@ func (s *Store) Bootstrap(ctx context.Context, username, passwordHash string) (u
 		return nil
 	})
 	if err != nil {
-		return User{}, "", false, mapErr("creating the first user", err)
+		return User{}, "", false, err
 	}
 	return u, token, created, nil
 }

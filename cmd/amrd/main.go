@@ -215,7 +215,7 @@ func serve(ctx context.Context, cfg settings, stdout io.Writer, log *slog.Logger
 	ac.JWTKey, ac.JWTKeyFallbacks = cfg.jwtKey(), cfg.jwtKeyFallbacks()
 	ac.Metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 	ac.Now = clock.Now
-	srv, err := api.New(ac, st, pipe, log, reg)
+	srv, err := api.New(ac, st, api.StoreTables(st), pipe, log, reg)
 	if err != nil {
 		return err
 	}
