@@ -200,17 +200,14 @@ func orgOf(o *uuid.UUID) any {
 	return *o
 }
 
-// inTx runs fn in a transaction and maps its error: the one way the store's writes
-// use a transaction (what fn reads back, it sets in a variable of the caller's).
+// inTx runs fn in a transaction and maps its error: the one way the store uses a
+// transaction (what fn reads back, it sets in a variable of the caller's). An error of
+// the database or the connection becomes the package's sentinels (mapErr); one that fn
+// made itself (a FieldError, a ConflictError, a sentinel it wrapped with what it was
+// doing) is returned as it is.
 func (s *Store) inTx(ctx context.Context, op string, fn func(pgx.Tx) error) error {
 	err := pgx.BeginFunc(ctx, s.pool, fn)
-	if err == nil {
-		return nil
-	}
-	if _, ok := err.(*FieldError); ok {
-		return err
-	}
-	if _, ok := err.(*ConflictError); ok {
+	if err == nil || !fromDatabase(err) {
 		return err
 	}
 	return mapErr(op, err)

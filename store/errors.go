@@ -124,6 +124,18 @@ func mapErr(op string, err error) error {
 	return fmt.Errorf("%s: %w", op, safeErr(err))
 }
 
+// fromDatabase reports an error that came from the database, the driver or the
+// connection (what mapErr maps), as opposed to one the store's own code made.
+func fromDatabase(err error) bool {
+	if err == nil {
+		return false
+	}
+	var pe *pgconn.PgError
+	var ne net.Error
+	return errors.As(err, &pe) || errors.Is(err, pgx.ErrNoRows) || errors.Is(err, context.Canceled) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) || pgconn.SafeToRetry(err) || isConnErr(err)
+}
+
 func isConnErr(err error) bool {
 	var ce *pgconn.ConnectError
 	if errors.As(err, &ce) {

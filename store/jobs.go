@@ -157,7 +157,7 @@ func (s *Store) DropChunks(ctx context.Context, table string, olderThan time.Tim
 // readings there instead.
 func (s *Store) dropHourly(ctx context.Context, table string, olderThan time.Time) (int, error) {
 	var n int
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, "dropping chunks of "+table, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `SELECT format('%I.%I', chunk_schema, chunk_name), range_end FROM timescaledb_information.chunks
 			WHERE hypertable_schema = 'public' AND hypertable_name = $1`, table)
 		if err != nil {
@@ -203,7 +203,7 @@ func (s *Store) dropHourly(ctx context.Context, table string, olderThan time.Tim
 		_, err = tx.Exec(ctx, `UPDATE rollup_state SET hourly_horizon = greatest(hourly_horizon, $1)`, horizon)
 		return err
 	})
-	return n, mapErr("dropping chunks of "+table, err)
+	return n, err
 }
 
 // PromoteAllStaged promotes the staged readings of every device name that exists now, one

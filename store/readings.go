@@ -325,18 +325,17 @@ func (s *Store) WriteReadings(ctx context.Context, catalog int64, rows []Reading
 	out := make([]Outcome, len(rows)+len(staged))
 	var err error
 	if len(rows) < copyThreshold && len(staged) < copyThreshold {
-		err = s.writeSmall(ctx, catalog, rows, staged, out[:len(rows)], out[len(rows):])
+		// One statement, its own implicit transaction.
+		if err = s.writeSmall(ctx, catalog, rows, staged, out[:len(rows)], out[len(rows):]); fromDatabase(err) {
+			err = mapErr("writing readings", err)
+		}
 	} else {
-		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		err = s.inTx(ctx, "writing readings", func(tx pgx.Tx) error {
 			return writeLarge(ctx, tx, catalog, rows, staged, out[:len(rows)], out[len(rows):])
 		})
 	}
-	var stale *StaleCatalogError
-	if errors.As(err, &stale) {
-		return nil, err
-	}
 	if err != nil {
-		return nil, mapErr("writing readings", err)
+		return nil, err // a *StaleCatalogError as it is: nothing was written
 	}
 	return out, nil
 }

@@ -247,7 +247,7 @@ func (s *Store) CreateSQLRole(ctx context.Context, in SQLRoleInput) (SQLRole, er
 	}
 
 	var role SQLRole
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err = s.inTx(ctx, op, func(tx pgx.Tx) error {
 		user, err := checkRoleAdmin(ctx, tx, op)
 		if err != nil {
 			return err
@@ -361,7 +361,7 @@ func takenRoleName(name string) error {
 func (s *Store) RevokeSQLRole(ctx context.Context, name string) error {
 	op := "revoking SQL role " + name
 	var pids []int32
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, op, func(tx pgx.Tx) error {
 		// The row first: it says whether amrd made the role, and its lock makes a second
 		// revoke of the same role wait for this one and then find nothing.
 		err := tx.QueryRow(ctx, `DELETE FROM sql_roles WHERE role_name = $1 RETURNING true`, name).Scan(new(bool))
