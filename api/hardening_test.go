@@ -1,7 +1,6 @@
 package api_test
 
-// Regression tests of the defects of issue 11, part 1: each names the defect it holds
-// amrd to.
+// Regression tests of hardening defects: each names the defect it holds amrd to.
 
 import (
 	"bufio"
@@ -147,7 +146,7 @@ func TestFiltersRefuseTextPostgreSQLCannotHold(t *testing.T) {
 			}
 		}
 	}
-	t.Run("the issue's example", func(t *testing.T) {
+	t.Run("NUL in the iccid filter", func(t *testing.T) {
 		r := e.do("GET", "/v1/metering/sim-cards/?iccid=%00", e.token(), nil)
 		require.Equal(t, 400, r.status)
 		require.JSONEq(t, `{"iccid":["Null characters are not allowed."]}`, string(r.body))
@@ -315,10 +314,9 @@ func TestMalformedRequestsGetShortAnswers(t *testing.T) {
 	require.Equal(t, 200, e.do("GET", "/_health/", "", nil).status)
 }
 
-// Also from the issue: a body over the limit by more than what fasthttp reads (1 MiB)
-// got a closed connection (a reset, to a client still sending) instead of the 413. Now
-// the client reads a 413, whether it reads while sending (Go), sends everything first
-// (raw), or sends chunks.
+// A body over the limit by more than what fasthttp reads (1 MiB) must still get a 413
+// the client can read (not a reset while it is still sending), whether it reads while
+// sending (Go), sends everything first (raw), or sends chunks.
 func TestLargeBodyGets413(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t) // body limit 64 KiB: fasthttp reads up to 1 MiB + 64 KiB
@@ -371,8 +369,7 @@ func nextLink(t *testing.T, r resp) *url.URL {
 	return u
 }
 
-// Also from the issue: the pagination links took their host from Host or
-// X-Forwarded-Host unchecked. ALLOWED_HOSTS (Django's) restricts it, and
+// The pagination links' host: ALLOWED_HOSTS (Django's) restricts it, and
 // X-Forwarded-Host is read only with USE_X_FORWARDED_HOST.
 func TestLinkHosts(t *testing.T) {
 	t.Parallel()
@@ -428,10 +425,9 @@ func TestLinkHosts(t *testing.T) {
 	})
 }
 
-// Found while writing the hostile walk: a reading at 9999-12-31T23:59:59-14:00 is in the
-// year 10000 in UTC. It was stored, and every list that reached it answered 500 (Go's
-// JSON encoding of a time refuses years past 9999). Date-times are now kept in the years
-// 1 to 9999 (UTC) where they come in.
+// A date-time in the year 10000 in UTC (9999-12-31T23:59:59-14:00) would make every list
+// that reaches it answer 500 (Go's JSON encoding of a time refuses years past 9999), so
+// date-times are kept in the years 1 to 9999 (UTC) where they come in.
 func TestTimestampsOutOfRange(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)

@@ -125,7 +125,7 @@ const bPreloadSlots = 4
 
 var bThreshold = epoch.Add(bPreloadSlots * interval)
 
-// Run measures the ingestion cases of issue 4 (and r6: case b with rollups on and off)
+// Run measures the ingestion cases (a)-(d) (and r6: case b with rollups on and off)
 // in fresh databases and prints the ratios, then, with cfg.Read, the read cases r1-r5
 // (read.go); it prints the targets met and missed and writes the results as JSON.
 func Run(ctx context.Context, cfg Config, out io.Writer) (*Results, error) {

@@ -1,5 +1,6 @@
 -- 0005_staged_key_series_check: a staged reading is staged once; deleting a series checks
--- for readings without probing every device in every chunk (docs/decisions.md, issue 11).
+-- for readings without probing every device in every chunk (docs/decisions.md,
+-- "Deleting a series").
 
 -- Staged readings ---------------------------------------------------------------------
 --
@@ -13,7 +14,7 @@
 -- row. This index serves that lookup (and promotion's, by name).
 CREATE INDEX staged_meter_readings_key_idx ON staged_meter_readings (meter_device_name, series_name, ts);
 
--- What was staged twice before: the oldest row of each key and value stays. Rows of one
+-- Duplicates staged before this key existed: the oldest row of each key and value stays. Rows of one
 -- key with different values all stay (they are meter data; promotion takes the oldest,
 -- the others expire with staged retention).
 DELETE FROM staged_meter_readings a USING staged_meter_readings b
