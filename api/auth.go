@@ -285,8 +285,8 @@ func (s *Server) checkPassword(c *fiber.Ctx, username, password string) (store.U
 	}
 	if !plausible(username, password) {
 		// No user has such a name or password: it is not looked up (PostgreSQL's text
-		// cannot even hold a NUL: error 22021, which answered 500 before the throttle
-		// counted it), and it counts as a failure like any wrong password.
+		// cannot even hold a NUL: the lookup would fail with error 22021, a 500, before
+		// the throttle counted it), and it counts as a failure like any wrong password.
 		if err := s.throttle.fail(ctx, username, ip); err != nil {
 			return store.User{}, err
 		}

@@ -14,9 +14,9 @@
 -- row. This index serves that lookup (and promotion's, by name).
 CREATE INDEX staged_meter_readings_key_idx ON staged_meter_readings (meter_device_name, series_name, ts);
 
--- Duplicates staged before this key existed: the oldest row of each key and value stays. Rows of one
--- key with different values all stay (they are meter data; promotion takes the oldest,
--- the others expire with staged retention).
+-- Duplicates staged before this key existed: the oldest row of each key and value stays.
+-- Rows of one key with different values all stay (they are meter data; promotion takes
+-- the oldest, the others expire with staged retention).
 DELETE FROM staged_meter_readings a USING staged_meter_readings b
 WHERE b.meter_device_name = a.meter_device_name AND b.series_name = a.series_name AND b.ts = a.ts
     AND b.local_time IS NOT DISTINCT FROM a.local_time AND b.value = a.value AND b.id < a.id;
