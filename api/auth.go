@@ -285,8 +285,8 @@ func (s *Server) checkPassword(c *fiber.Ctx, username, password string) (store.U
 	}
 	if !plausible(username, password) {
 		// No user has such a name or password: it is not looked up (PostgreSQL's text
-		// cannot even hold a NUL: error 22021, which answered 500 before the throttle
-		// counted it), and it counts as a failure like any wrong password.
+		// cannot even hold a NUL: the lookup would fail with error 22021, a 500, before
+		// the throttle counted it), and it counts as a failure like any wrong password.
 		if err := s.throttle.fail(ctx, username, ip); err != nil {
 			return store.User{}, err
 		}
@@ -330,8 +330,9 @@ func plausible(username, password string) bool {
 }
 
 // passwordCache remembers, for a minute, that a (username, password, hash) triple was
-// verified, so that Basic auth does not pay bcrypt (about 50 ms of CPU) on every request.
-// It keeps only SHA-256 digests, never a password, and a changed hash misses the cache.
+// verified, so that Basic auth does not pay bcrypt (tens of milliseconds of CPU) on every
+// request. It keeps only SHA-256 digests, never a password, and a changed hash misses the
+// cache.
 type passwordCache struct {
 	mu  sync.Mutex
 	ok  map[[32]byte]time.Time
@@ -375,7 +376,7 @@ func (pc *passwordCache) check(username, password, hash string) bool {
 	return true
 }
 
-// HashPassword makes a bcrypt hash at the default cost (10: about 50 ms on these machines).
+// HashPassword makes a bcrypt hash at the default cost (10: tens of milliseconds of CPU).
 func HashPassword(password string) (string, error) {
 	h, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
 	return string(h), err

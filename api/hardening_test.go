@@ -1,7 +1,6 @@
 package api_test
 
-// Regression tests of the defects of issue 11, part 1: each names the defect it holds
-// amrd to.
+// Hardening tests: each names a defect amrd must not have and holds amrd to that.
 
 import (
 	"bufio"
@@ -62,10 +61,10 @@ func checkMetrics(t testing.TB, get func(path string) (int, []byte), routes map[
 	return len(series)
 }
 
-// Defect 1: the metrics' method label was c.Method(), a string into fasthttp's request
-// buffer; the next request on the connection rewrote the labels of the series it had
-// created ("GETETE", "POS"), and /metrics answered 500 when two series came to have the
-// same labels.
+// The metrics' method label must be a string of its own: c.Method() points into
+// fasthttp's request buffer, so the next request on the connection would rewrite the
+// labels of the series it created ("GETETE", "POS"), and /metrics would answer 500 once
+// two series came to have the same labels.
 func TestMetricsLabelsAfterMixedTraffic(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -115,8 +114,8 @@ func TestMetricsLabelsAfterMixedTraffic(t *testing.T) {
 	require.Greater(t, n, 20, "the mixed traffic made series of many routes and statuses")
 }
 
-// Defect 2: a NUL byte or invalid UTF-8 in a text filter went to PostgreSQL, which
-// refused it (22021): 500. Every filter now answers 400 naming itself.
+// A NUL byte or invalid UTF-8 in a text filter, which PostgreSQL refuses (22021, a 500 if
+// it got there), is answered 400 by the filter, naming itself.
 func TestFiltersRefuseTextPostgreSQLCannotHold(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -147,7 +146,7 @@ func TestFiltersRefuseTextPostgreSQLCannotHold(t *testing.T) {
 			}
 		}
 	}
-	t.Run("the issue's example", func(t *testing.T) {
+	t.Run("NUL in the iccid filter", func(t *testing.T) {
 		r := e.do("GET", "/v1/metering/sim-cards/?iccid=%00", e.token(), nil)
 		require.Equal(t, 400, r.status)
 		require.JSONEq(t, `{"iccid":["Null characters are not allowed."]}`, string(r.body))
@@ -171,9 +170,10 @@ func TestFiltersRefuseTextPostgreSQLCannotHold(t *testing.T) {
 	require.NotContains(t, e.logs.String(), "the database refused a value", "validation caught every value")
 }
 
-// Defect 3: a NUL byte or invalid UTF-8 in a Basic username went to PostgreSQL (500)
-// before the throttle counted the failure. Now no such credentials are looked up: they
-// are a 401 that the throttle counts.
+// A NUL byte or invalid UTF-8 in a Basic username, which PostgreSQL refuses (22021: a 500,
+// before the throttle counted the failure), is not looked up: such credentials, like
+// other implausible ones (over-long, or a bad password), are a 401 that the throttle
+// counts.
 func TestBasicAuthHostileCredentials(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -204,9 +204,9 @@ func TestBasicAuthHostileCredentials(t *testing.T) {
 	require.Equal(t, 200, e.do("GET", "/v1/organizations/", basic("editor", testPassword), nil).status)
 }
 
-// Defect 4: change-organization gave the new token a new orig_iat, so that a JWT
-// changed to its own organization now and then never had to be renewed within the
-// refresh window, and lived forever without the password.
+// change-organization keeps the token's orig_iat: with a new one, a JWT changed to its
+// own organization now and then would never have to be renewed within the refresh
+// window, and would live forever without the password.
 func TestChangeOrganizationKeepsOrigIat(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, func(c *api.Config) { c.JWTTTL = 30 * 24 * time.Hour })
@@ -255,10 +255,10 @@ func withBody(head, contentType, body string) string {
 	return head + "Content-Type: " + contentType + "\r\nContent-Length: " + fmt.Sprint(len(body)) + "\r\n\r\n" + body
 }
 
-// Defect 5: what fasthttp could not parse was answered with the parser's error text,
-// which quoted the request; a body declared multipart/form-data was parsed ahead of the
-// handler, and a malformed one answered 400 with Go's multipart error. Now every such
-// answer is one of amrd's short JSON bodies, and never quotes the request.
+// What fasthttp cannot parse gets one of amrd's short JSON bodies, not the parser's
+// error text (which quotes the request); so does a malformed body declared
+// multipart/form-data, which fasthttp would parse ahead of the handler and answer with
+// Go's multipart error.
 func TestMalformedRequestsGetShortAnswers(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -315,10 +315,9 @@ func TestMalformedRequestsGetShortAnswers(t *testing.T) {
 	require.Equal(t, 200, e.do("GET", "/_health/", "", nil).status)
 }
 
-// Also from the issue: a body over the limit by more than what fasthttp reads (1 MiB)
-// got a closed connection (a reset, to a client still sending) instead of the 413. Now
-// the client reads a 413, whether it reads while sending (Go), sends everything first
-// (raw), or sends chunks.
+// A body over the limit by more than what fasthttp reads (1 MiB) must still get a 413
+// the client can read (not a reset while it is still sending), whether it reads while
+// sending (Go), sends everything first (raw), or sends chunks.
 func TestLargeBodyGets413(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t) // body limit 64 KiB: fasthttp reads up to 1 MiB + 64 KiB
@@ -371,8 +370,7 @@ func nextLink(t *testing.T, r resp) *url.URL {
 	return u
 }
 
-// Also from the issue: the pagination links took their host from Host or
-// X-Forwarded-Host unchecked. ALLOWED_HOSTS (Django's) restricts it, and
+// The pagination links' host: ALLOWED_HOSTS (Django's) restricts it, and
 // X-Forwarded-Host is read only with USE_X_FORWARDED_HOST.
 func TestLinkHosts(t *testing.T) {
 	t.Parallel()
@@ -428,10 +426,9 @@ func TestLinkHosts(t *testing.T) {
 	})
 }
 
-// Found while writing the hostile walk: a reading at 9999-12-31T23:59:59-14:00 is in the
-// year 10000 in UTC. It was stored, and every list that reached it answered 500 (Go's
-// JSON encoding of a time refuses years past 9999). Date-times are now kept in the years
-// 1 to 9999 (UTC) where they come in.
+// A date-time in the year 10000 in UTC (9999-12-31T23:59:59-14:00) would make every list
+// that reaches it answer 500 (Go's JSON encoding of a time refuses years past 9999), so
+// date-times are kept in the years 1 to 9999 (UTC) where they come in.
 func TestTimestampsOutOfRange(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)

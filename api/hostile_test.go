@@ -1,11 +1,11 @@
 package api_test
 
-// "Never a 500" (issue 11, part 2): every operation of the served OpenAPI document gets
-// hostile values in its path parameter, each query parameter it declares, each field of
-// its body, the headers amrd reads, and the body as a whole, from each principal; amrd
-// must answer each with a status below 500 and an error body in its own shape, and be
-// healthy afterwards. TestHostile walks a seeded sample that fits in CI; FuzzHostile
-// drives the same request builder from fuzz input for longer runs:
+// "Never a 500": every operation of the served OpenAPI document gets hostile values in
+// its path parameter, each query parameter it declares, each field of its body, the
+// headers amrd reads, and the body as a whole, from each principal; amrd must answer
+// each with a status below 500 and an error body in its own shape, and be healthy
+// afterwards. TestHostile walks a seeded sample that fits in CI; FuzzHostile drives the
+// same request builder from fuzz input for longer runs:
 //
 //	go test -run '^$' -fuzz FuzzHostile -fuzztime 10m ./api/
 //
@@ -793,7 +793,8 @@ func TestHostile(t *testing.T) {
 // principal, kind of hostility and slot, and the value itself.
 func FuzzHostile(f *testing.F) {
 	w := hostileEnv(f)
-	// Seeds: the defects of issue 11 and one value of each kind on a few operations.
+	// Seeds: the defects the hardening tests hold amrd to (hardening_test.go), and one
+	// value of each kind on a few operations.
 	seed := func(method, template, who string, kind int, slotName string, value string) {
 		i := slices.IndexFunc(w.ops, func(o hostileOp) bool { return o.method == method && o.template == template })
 		require.GreaterOrEqual(f, i, 0, "%s %s", method, template)

@@ -29,7 +29,8 @@ func (e *env) served() *openapi3.T {
 }
 
 // TestSchemaIsValidOpenAPI checks that /v1/schema is a valid OpenAPI 3 document, public,
-// and states what the issue asks of it.
+// and states what clients need of it: the security schemes, the page size's limits, the
+// public routes and each operation's error statuses.
 func TestSchemaIsValidOpenAPI(t *testing.T) {
 	e := newEnv(t)
 	r := e.do("GET", "/v1/schema/", "Token wrong", nil) // public: bad credentials are not even looked at

@@ -99,9 +99,9 @@ type bucketAgg struct {
 var exact = apd.BaseContext.WithPrecision(60)
 
 // expectRollups aggregates the readings (raw values, CT factor 2) into the buckets that
-// bucketOf gives, as the issue defines them: statistics of the readings in [start, end),
-// and consumption the sum of the non-negative steps whose later reading is in
-// (start, end].
+// bucketOf gives, as docs/decisions.md ("Rollups") defines them: statistics of the
+// readings in [start, end), and consumption the sum of the non-negative steps whose later
+// reading is in (start, end].
 func expectRollups(t *testing.T, rs []rawReading, bucketOf func(time.Time) (time.Time, time.Time)) []*bucketAgg {
 	t.Helper()
 	byStart := map[time.Time]*bucketAgg{}

@@ -403,12 +403,12 @@ const (
 // answerBeforeClose makes malformed's answer readable. fasthttp stops reading at what it
 // refuses (a body over its limit is refused unread, a request line over the read buffer
 // halfway) and closes the connection; closing a socket with unread data makes the kernel
-// send a reset, which discards the answer at the client before it is read (a client
-// that writes the whole body before reading saw "connection reset" instead of the 413).
+// send a reset, which discards the answer at the client before it is read (a client that
+// writes the whole body before reading would see "connection reset" instead of the 413).
 // So the answer is written here, the sending side is shut (the client reads the answer,
-// then end of stream), and the rest of the request is read and discarded until the
-// client closes, within drainBytes and drainTime. fasthttp then writes its copy of the
-// answer to the shut side, which fails harmlessly.
+// then end of stream), and the rest of the request is read and discarded until the client
+// closes, within drainBytes and drainTime. fasthttp then writes its copy of the answer to
+// the shut side, which fails harmlessly.
 func (s *Server) answerBeforeClose(fctx *fasthttp.RequestCtx) {
 	conn, ok := fctx.Conn().(interface {
 		net.Conn

@@ -20,7 +20,7 @@ type cpuSample struct {
 	ok                     bool // /proc was readable (Linux)
 }
 
-const clockTicks = 100.0 // USER_HZ: 100 on every Linux architecture Go runs on here
+const clockTicks = 100.0 // USER_HZ: 100 on every Linux architecture Go supports
 
 // takeCPU samples the CPU times; amrdPID 0 means no amrd runs.
 func takeCPU(amrdPID int) cpuSample {

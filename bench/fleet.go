@@ -1,7 +1,7 @@
 // Package bench measures amrd's reading ingestion against baselines taken in the same
 // run on the same machine: the raw COPY ceiling and the naive one-transaction-per-reading
-// path. Machines here are small and noisy, so results are ratios, never absolute
-// thresholds.
+// path. The machines it runs on may be small and shared, hence noisy, so results are
+// ratios, never absolute thresholds.
 package bench
 
 import (

@@ -13,11 +13,11 @@ import (
 
 // The HTTP load generator of cases (b) and (c): one thread that keeps `clients`
 // keep-alive connections busy, each with one request in flight, through epoll, the way
-// wrk does. It shares the machine's two cores with amrd and PostgreSQL, so what it
-// spends is taken from what it measures: Go's net/http client cost about a third of a
-// core at 5,000 requests/s here, fasthttp's 26 us a request (a quarter of case (c)'s
-// CPU), most of it in the runtime's scheduler, netpoller and sysmon around each
-// request's two system calls; this loop makes those two calls and little else.
+// wrk does. It shares the machine's cores with amrd and PostgreSQL, so what it spends is
+// taken from what it measures: Go's net/http and fasthttp clients spend most of their CPU
+// in the runtime's scheduler, netpoller and sysmon around each request's two system
+// calls (fasthttp's: about twice this loop's a request, a large share of case (c)'s CPU);
+// this loop makes those two calls and little else.
 
 // loadRequest is what one connection sends next: the request's bytes (built by the
 // caller into buf) and how many readings it carries.

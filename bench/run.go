@@ -37,7 +37,7 @@ import (
 type Config struct {
 	AdminURL string        // a superuser URL of the TimescaleDB to create databases on
 	Binary   string        // the amrd binary to start for the HTTP cases
-	Meters   int           // meters in the fleet (at least 10,000 for the issue's figures)
+	Meters   int           // meters in the fleet (at least 10,000 for the README's figures)
 	Duration time.Duration // how long each case writes (at least 10 s)
 	JSONPath string        // where the results go as JSON ("" for none)
 	// Only runs only these cases (for tuning): ingestion cases by name, r1-r5 the read
@@ -125,7 +125,7 @@ const bPreloadSlots = 4
 
 var bThreshold = epoch.Add(bPreloadSlots * interval)
 
-// Run measures the ingestion cases of issue 4 (and r6: case b with rollups on and off)
+// Run measures the ingestion cases (a)-(d) (and r6: case b with rollups on and off)
 // in fresh databases and prints the ratios, then, with cfg.Read, the read cases r1-r5
 // (read.go); it prints the targets met and missed and writes the results as JSON.
 func Run(ctx context.Context, cfg Config, out io.Writer) (*Results, error) {

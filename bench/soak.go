@@ -144,8 +144,8 @@ var soakLines = []string{"F.F(00000000)", "1.8.0(0012345.678*kWh)", "1.8.1(00082
 // the retention horizon, 200 admin CRUD cycles of 13 requests, 3,000 list requests, 150
 // JWT logins with a renewal each, 200 invoked collections: about 28 requests a second
 // (2 + 10 + 4 + 1 + 0.1 + 13/3 + 5 + 3/4 + 1/3, and the polls), a steady load well below
-// what the machine can take (make bench takes 190,000 readings/s), so that anything that
-// grows or fails is amrd's doing.
+// what the machine can take (far below make bench's case b), so that anything that grows
+// or fails is amrd's doing.
 const (
 	rateBatch  = 2.0     // new-meter-readings requests of batchSize readings
 	batchSize  = 500     // readings a batch request

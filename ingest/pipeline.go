@@ -44,7 +44,8 @@ var (
 type Config struct {
 	// QueueReadings bounds readings accepted but not yet committed. Default 100,000:
 	// about 25 MB at ~250 bytes a queued reading, a tenth of the 256 MB memory budget,
-	// and about half a second of COPY at the 0.2 M rows/s a hypertable takes here.
+	// and about half a second of COPY at the ~0.2 M rows/s a hypertable takes (make
+	// bench case a).
 	QueueReadings int
 	// BatchReadings flushes a batch at this many readings. Default 10,000: COPY
 	// throughput flattens out from a few thousand rows a transaction.
@@ -52,24 +53,23 @@ type Config struct {
 	// FlushEvery, when above 0, makes a batch that is not full wait this long after its
 	// first reading for more. Default 0: a batch starts as soon as a flusher is free,
 	// and readings that arrive meanwhile wait for the next (group commit, see dispatch).
-	// Measured (make bench, 100 single-reading requests in flight, six runs each, on a
-	// shared 2-core machine): a 3 ms window, 10,100-11,700 readings/s (median 11,100);
-	// no window, 11,300-13,300 (median 12,800), with as many readings a commit (about
-	// 45): they gather while the previous batch commits instead of during a wait.
+	// A window only adds latency: readings gather while the previous batch commits, so
+	// batches are as large without one (make bench case c; docs/decisions.md, "Group
+	// commit without a window").
 	FlushEvery time.Duration
 	// Flushers run batches concurrently (one connection each), so that one batch is
 	// resolved and encoded while another commits; a second batch starts only when
-	// ParallelReadings wait. Default 2, one per core here.
+	// ParallelReadings wait. Default 2: one batch is resolved and encoded while the
+	// other commits.
 	Flushers int
 	// ParallelReadings: a batch starts while another is being written only when this
 	// many readings are waiting. Default 4,000: a batch costs about 3 ms besides its rows
-	// (six round trips of a COPY transaction and a commit's fsync, here) and its rows
-	// about 5 us each in PostgreSQL, so from 4,000 rows (20 ms) the fixed cost is near a
-	// tenth and a second connection pays; below it, readings wait for the next batch of
-	// the flusher in progress. Measured (make bench, 1,000-reading requests from 8
-	// clients): 1,000 made batches too small (about 8 % fewer readings/s than the former
-	// 3 ms window), 6,000 and more left the second connection idle (30 % of the cores
-	// idle); 4,000 gave the most.
+	// (six round trips of a COPY transaction and a commit's fsync) and its rows about
+	// 5 µs each in PostgreSQL, so from 4,000 rows (20 ms) the fixed cost is near a tenth
+	// and a second connection pays; below it, readings wait for the next batch of the
+	// flusher in progress. Much lower makes batches too small to pay their fixed cost;
+	// much higher leaves the second connection idle under 1,000-reading requests (make
+	// bench case b).
 	ParallelReadings int
 	// EnqueueWait is how long a request waits for room in a full queue before
 	// ErrOverloaded. Default 2 s.

@@ -79,7 +79,7 @@ func TestWarmCache(t *testing.T) {
 		require.Equal(t, "2x100ns", w.stored[[3]int64{3, 10, time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC).UnixMicro()}])
 		w.mu.Unlock()
 
-		// Beyond WarmDevices a device is looked up as before.
+		// Beyond WarmDevices a device is looked up when its readings arrive.
 		_, err = p.Submit(context.Background(), store.AllOrgs, request(reading(t, "w7", "1.8.0", "2026-11-26T10:00:00Z", "4")))
 		require.NoError(t, err)
 		lookups, _ = w.counts()

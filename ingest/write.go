@@ -284,8 +284,8 @@ func (p *Pipeline) prepare(batch []*job, devices map[string]*store.DeviceInfo, b
 	for _, j := range batch {
 		n += len(j.req.readings)
 	}
-	// Sized for the usual batch, where every reading becomes a row: growing these was a
-	// quarter of this function's time for 1,000-reading requests.
+	// Sized for the usual batch, where every reading becomes a row: growing these by
+	// append would reallocate and copy them many times a batch.
 	w := &prepared{rows: make([]store.ReadingRow, 0, n), refs: make([]ref, 0, n)}
 	first := make(map[store.ReadingKey]int, n) // key -> index in rows, to settle repeats inside the batch
 	reject := func(j *job, i int, field, msg, reason string) {

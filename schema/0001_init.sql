@@ -80,7 +80,7 @@ CREATE INDEX network_interfaces_org_idx ON network_interfaces (organization_id);
 CREATE INDEX network_interfaces_sim_idx ON network_interfaces (sim_id);
 
 -- key is a compact internal number used by the readings hypertable: int4 keys ingest
--- about twice as fast as UUID keys (measured, see timescaledb-local.md).
+-- about twice as fast as UUID keys (timescaledb-local.md).
 CREATE TABLE meter_reading_series (
     id                   uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     key                  integer GENERATED ALWAYS AS IDENTITY UNIQUE,
@@ -207,7 +207,8 @@ CREATE TABLE meter_device_tasks (
 CREATE INDEX meter_device_tasks_task_idx ON meter_device_tasks (task_id);
 
 -- Security keys are encrypted at rest (AES-GCM with a key derived from SECRET_KEY, never
--- stored here); each *_enc column holds nonce || ciphertext, NULL when the key is unset.
+-- stored here); each *_enc column holds a sealed value (store/keyseal.go: key id, nonce,
+-- ciphertext), NULL when the key is unset.
 -- A device's keys go with the device.
 CREATE TABLE meter_security_keys (
     id                                   uuid PRIMARY KEY DEFAULT gen_random_uuid(),

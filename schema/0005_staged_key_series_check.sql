@@ -1,5 +1,6 @@
 -- 0005_staged_key_series_check: a staged reading is staged once; deleting a series checks
--- for readings without probing every device in every chunk (docs/decisions.md, issue 11).
+-- for readings without probing every device in every chunk (docs/decisions.md,
+-- "Deleting a series").
 
 -- Staged readings ---------------------------------------------------------------------
 --
@@ -13,9 +14,9 @@
 -- row. This index serves that lookup (and promotion's, by name).
 CREATE INDEX staged_meter_readings_key_idx ON staged_meter_readings (meter_device_name, series_name, ts);
 
--- What was staged twice before: the oldest row of each key and value stays. Rows of one
--- key with different values all stay (they are meter data; promotion takes the oldest,
--- the others expire with staged retention).
+-- Duplicates staged before this key existed: the oldest row of each key and value stays.
+-- Rows of one key with different values all stay (they are meter data; promotion takes
+-- the oldest, the others expire with staged retention).
 DELETE FROM staged_meter_readings a USING staged_meter_readings b
 WHERE b.meter_device_name = a.meter_device_name AND b.series_name = a.series_name AND b.ts = a.ts
     AND b.local_time IS NOT DISTINCT FROM a.local_time AND b.value = a.value AND b.id < a.id;

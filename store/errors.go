@@ -103,8 +103,8 @@ func mapErr(op string, err error) error {
 		case "54000", "54001": // a value over a limit: an index row too large, JSON nested too deep
 			return fmt.Errorf("%s: %w (%s)", op, ErrInvalid, pe.Code)
 		// A deadlock or serialization failure (retention's drop_chunks against a write into
-		// the chunk it drops, found by make soak) is transient: the client gets 503 with
-		// Retry-After and may re-send, which is safe; a job runs again next time.
+		// the chunk it drops, for one) is transient: the client gets 503 with Retry-After
+		// and may re-send, which is safe; a job runs again next time.
 		case "57P01", "57P02", "57P03", "08000", "08003", "08006", "08001", "08004", "53300", "40P01", "40001":
 			return fmt.Errorf("%s: %w", op, ErrUnavailable)
 		}

@@ -49,7 +49,7 @@ func (s *Store) SeriesHasReadings(ctx context.Context, series uuid.UUID) (bool, 
 }
 
 // SeriesHasReadingsProbeAll answers the same by probing every device in every chunk: the
-// check before amrd_series_has_readings, the reference of the tests and the benchmark.
+// straightforward check, the reference of the tests and the benchmark.
 func (s *Store) SeriesHasReadingsProbeAll(ctx context.Context, series uuid.UUID) (bool, error) {
 	var found bool
 	err := s.pool.QueryRow(ctx, `SELECT EXISTS (

@@ -418,8 +418,7 @@ func (s *Store) writeSmall(ctx context.Context, catalog int64, rows []ReadingRow
 	// rollup threshold mark their rollup buckets in the same statement (mk). Values travel as text and become
 	// numeric in SQL: exact, no float64. Every output row carries the version, and one
 	// inserted key (or NULLs when none was); with staged readings, one more row their
-	// outcomes. Without staged readings the statement has no staging at all: the usual
-	// batch, as before staging had a key.
+	// outcomes. Without staged readings the statement has no staging part at all.
 	args := []any{catalog, a.dev, a.ser, a.ts, a.val, a.fac}
 	sql := writeSmallReadings
 	if len(staged) > 0 {
@@ -640,8 +639,8 @@ func markInserted(rows []ReadingRow, inserted map[ReadingKey]bool, out []Outcome
 // concurrent transaction committed while the INSERT waited for it.
 func sortSkipped(ctx context.Context, q querier, a arrays, out []Outcome) error {
 	// The batch's time range, as constants, lets TimescaleDB skip the chunks outside it;
-	// without it the join probes every chunk's index for every row (measured: 1.1 s
-	// against 41 ms for 10,000 re-sent readings over 11 chunks).
+	// without it the join probes every chunk's index for every row, which grows with the
+	// number of chunks.
 	lo, hi := a.ts[0], a.ts[0]
 	for _, t := range a.ts {
 		if t.Before(lo) {

@@ -139,14 +139,15 @@ func (s *Store) DeleteMeterReadingSeries(ctx context.Context, sc Scope, id uuid.
 // stored.
 //
 // meter_readings is indexed on (device_key, series_key, ts) only, and a second index led
-// by series_key would cost every insert for the sake of this rare check (one index: 0.19 M
-// rows/s, none: 0.33 M, in timescaledb-local.md). amrd_series_has_readings (schema 0005)
-// answers from the rollups for the hours they cover and probes the key index once per
-// device and chunk only outside them (the unmaterialized tail, the chunks below the
-// rollups' horizon) or, right after readings of the series were deleted and before the
-// rollup job ran, over the hours whose rollups may be stale. Probing every device in
-// every chunk (what this check did before, kept in export_test.go) took 4 s at 10,000
-// devices and 365 daily chunks; BenchmarkSeriesHasReadings compares the two.
+// by series_key would cost every insert for the sake of this rare check (each index costs
+// a large share of the insert rate: timescaledb-local.md). amrd_series_has_readings
+// (schema 0005) answers from the rollups for the hours they cover and probes the key
+// index once per device and chunk only outside them (the unmaterialized tail, the chunks
+// below the rollups' horizon) or, right after readings of the series were deleted and
+// before the rollup job ran, over the hours whose rollups may be stale. Probing every
+// device in every chunk (the reference in export_test.go) takes seconds on a year of a
+// large fleet (one probe per device and chunk: 10,000 devices × 365 daily chunks);
+// BenchmarkSeriesHasReadings compares the two.
 func refuseIfReadings(ctx context.Context, q querier, series uuid.UUID, msg string) error {
 	var found bool
 	if err := q.QueryRow(ctx, `SELECT amrd_series_has_readings((SELECT key FROM meter_reading_series WHERE id = $1))`,

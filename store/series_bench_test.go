@@ -14,8 +14,8 @@ import (
 )
 
 // BenchmarkSeriesHasReadings measures the series deletion check at 10,000 devices and
-// 365 daily chunks, against probing every device in every chunk (the check before
-// schema 0005), in the same run:
+// 365 daily chunks, against probing every device in every chunk (SeriesHasReadingsProbeAll,
+// the reference), in the same run:
 //
 //	AMRD_TEST_DATABASE_URL=... go test ./store/ -run '^$' -bench SeriesHasReadings -benchtime 3x -v
 //

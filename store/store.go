@@ -78,9 +78,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 	pc.MaxConns = cfg.MaxConns
 	pc.ConnConfig.RuntimeParams["timezone"] = "UTC"
 	pc.ConnConfig.RuntimeParams["application_name"] = "amrd"
-	// JIT compilation costs amrd's queries far more than it saves: the rollups route spent
-	// 420 ms of a 421 ms query compiling (1.4 ms without), whose estimated cost is high
-	// only because of the real-time views' live part.
+	// JIT compilation costs amrd's short queries far more than it saves: the real-time
+	// views' live part inflates estimated costs past the JIT thresholds, so queries of a
+	// millisecond would be compiled for hundreds.
 	pc.ConnConfig.RuntimeParams["jit"] = "off"
 	pc.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
 		registerNumeric(c)

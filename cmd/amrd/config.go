@@ -57,12 +57,14 @@ func defaultSettings() settings {
 		RunJobs:        true,
 		// serve collects garbage at 400 % heap growth instead of Go's 100 %: ingestion
 		// allocates per reading (decoding, batches, COPY buffers) and keeps little, so the
-		// collector's work scales with how often it runs. Measured (make bench,
-		// 1,000-reading requests): the collector's share of amrd's CPU fell from 13 % to
-		// 5 %, CPU a reading from 3.3 to 2.2 us, peak RSS rose from 35 to 65 MB. The soft
-		// limit of 192 MiB bounds the heap that a full intake queue (100,000 readings,
-		// about 25 MB) and 10 MB bodies could otherwise grow to at 400 %, below the 256 MB
-		// budget. GOGC or GOMEMLIMIT in the environment keep the Go runtime's own handling.
+		// collector's work scales with how often it runs. At 400 a cycle starts after
+		// allocating four times the live heap instead of once, so the collector runs a
+		// quarter as often, for a peak heap of about five times the live heap instead of
+		// two (make bench case b shows the CPU a reading; docs/decisions.md, "Garbage
+		// collector"). The soft limit of 192 MiB bounds the heap that a full intake queue
+		// (100,000 readings, about 25 MB) and 10 MB bodies could otherwise grow to at
+		// 400 %, below the 256 MB budget. GOGC or GOMEMLIMIT in the environment keep the
+		// Go runtime's own handling.
 		GCPercent:   400,
 		MemoryLimit: 192 << 20,
 	}

@@ -1,11 +1,11 @@
 package main
 
-// The faults of issue 4 that amrd must survive: a kill -9 during sustained ingest, and
-// its database stopped and restarted during ingest. Both tests run the real binary as a
-// subprocess on loopback against a real TimescaleDB, post readings from concurrent
-// clients while recording what each client was told, and then hold the database to it:
-// a reading acknowledged with a 2xx is stored exactly once with its exact value, and a
-// re-send of everything is absorbed as duplicates, never a conflict.
+// The faults amrd must survive: a kill -9 during sustained ingest, and its database
+// stopped and restarted during ingest. Both tests run the real binary as a subprocess on
+// loopback against a real TimescaleDB, post readings from concurrent clients while
+// recording what each client was told, and then hold the database to it: a reading
+// acknowledged with a 2xx is stored exactly once with its exact value, and a re-send of
+// everything is absorbed as duplicates, never a conflict.
 
 import (
 	"bytes"

@@ -1,11 +1,11 @@
 package main
 
-// Several replicas for real (issue 11): three `amrd serve` processes on one database, each
-// with its scheduler on, checked for what replicas must share: the AMR run queue (every
-// slot and every run executed once, a killed replica's run executed again by another,
-// once, after its lease), readings (stored once whichever replica took them, a device
-// created through one usable through another at once) and security state (revocations
-// effective on every replica within a second, one login throttle for all).
+// Several replicas for real: three `amrd serve` processes on one database, each with its
+// scheduler on, checked for what replicas must share: the AMR run queue (every slot and
+// every run executed once, a killed replica's run executed again by another, once, after
+// its lease), readings (stored once whichever replica took them, a device created through
+// one usable through another at once) and security state (revocations effective on every
+// replica within a second, one login throttle for all).
 
 import (
 	"context"
