@@ -797,3 +797,13 @@ func withPassword(t *testing.T, u, password string) string {
 	parsed.User = neturl.UserPassword(parsed.User.Username(), password)
 	return parsed.String()
 }
+
+// A Table's missing operation is an error, not a panic.
+func TestTableMissingOperation(t *testing.T) {
+	t.Parallel()
+	var st store.Store
+	_, err := st.MeterSystemEvents().Update(context.Background(), store.AllOrgs, 1, store.MeterSystemEvent{})
+	require.Error(t, err)
+	_, err = st.SecurityKeys().Create(context.Background(), store.SecurityKeys{})
+	require.Error(t, err)
+}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/google/uuid"
@@ -13,9 +14,10 @@ import (
 // and maps errors exactly as the methods it is made of, which stay the store's API for
 // everything else (jobs, the CLI, tests).
 //
-// An operation that a resource does not have is nil, and calling it panics: system
-// events are never updated, and security key collections are created from their own
-// input (CreateSecurityKeys). The API serves only the operations the contract lists.
+// An operation that a resource does not have is nil, and calling it returns
+// errNoOperation (a programming error, never a client's: system events are never
+// updated, and security key collections are created from their own input,
+// CreateSecurityKeys). The API serves only the operations the contract lists.
 type Table[T any, ID comparable] struct {
 	list   func(context.Context, Scope, Filter, Page) ([]T, int, error)
 	get    func(context.Context, Scope, ID) (T, error)
@@ -24,24 +26,47 @@ type Table[T any, ID comparable] struct {
 	del    func(context.Context, Scope, ID) error
 }
 
+var errNoOperation = errors.New("store: the resource has no such operation")
+
 // List returns one page of the rows in scope that match f, and how many match in all.
 func (t Table[T, ID]) List(ctx context.Context, sc Scope, f Filter, p Page) ([]T, int, error) {
+	if t.list == nil {
+		return nil, 0, errNoOperation
+	}
 	return t.list(ctx, sc, f, p)
 }
 
 // Get returns one row in scope.
-func (t Table[T, ID]) Get(ctx context.Context, sc Scope, id ID) (T, error) { return t.get(ctx, sc, id) }
+func (t Table[T, ID]) Get(ctx context.Context, sc Scope, id ID) (T, error) {
+	if t.get == nil {
+		return *new(T), errNoOperation
+	}
+	return t.get(ctx, sc, id)
+}
 
 // Create adds a row and returns it as stored.
-func (t Table[T, ID]) Create(ctx context.Context, in T) (T, error) { return t.create(ctx, in) }
+func (t Table[T, ID]) Create(ctx context.Context, in T) (T, error) {
+	if t.create == nil {
+		return *new(T), errNoOperation
+	}
+	return t.create(ctx, in)
+}
 
 // Update replaces the fields of a row in scope and returns it as stored.
 func (t Table[T, ID]) Update(ctx context.Context, sc Scope, id ID, in T) (T, error) {
+	if t.update == nil {
+		return *new(T), errNoOperation
+	}
 	return t.update(ctx, sc, id, in)
 }
 
 // Delete removes a row in scope.
-func (t Table[T, ID]) Delete(ctx context.Context, sc Scope, id ID) error { return t.del(ctx, sc, id) }
+func (t Table[T, ID]) Delete(ctx context.Context, sc Scope, id ID) error {
+	if t.del == nil {
+		return errNoOperation
+	}
+	return t.del(ctx, sc, id)
+}
 
 // The administered resources, one Table each.
 
