@@ -109,8 +109,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 	return &Store{pool: pool, locks: locks, log: log, keys: keys, rollupWorkers: cfg.RollupWorkers}, nil
 }
 
-// jobLockConns caps the job lock sessions: one for each of the 7 jobs (jobs.Run), which
-// gocron runs one at a time each, so they never wait for one another here.
+// jobLockConns caps the job lock sessions: one for each job of jobs.Run that takes a lock
+// (six; dispatch claims its runs row by row instead) and one to spare. gocron runs each
+// job one at a time, so they never wait for one another here.
 const jobLockConns = 7
 
 // Close closes every connection.
