@@ -1,0 +1,502 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"golang.org/x/sync/errgroup"
+)
+
+// The rollup job aggregates the raw readings into hourly buckets in Go, exactly as
+// amrd_rollup_hourly_from_raw (schema 0004) does in SQL, which the real-time views keep
+// using. PostgreSQL then only scans the readings in the order they lie on disk (time)
+// and copies the buckets in; in SQL the window over (device, series, time) either read
+// the key index, whose order hits the heap at random, or sorted every reading, and the
+// numeric aggregates with their FILTERs cost more than the scan. See materializeHourly.
+//
+// The semantics, row by row of the function: a reading's statistics count in its hour
+// when it lies in [lo, hi); its step (its raw value minus the value of the reading
+// before it of the same device and series, times its own factor, or 0 when it is not
+// positive) counts in the hour before it, hour(ts - 1 us), when it lies in (lo, hi] and
+// has a reading before it. Sums keep the largest scale of their terms, min and max the
+// scale of the value they are (of equal values, the later in time, as numeric_smaller
+// and numeric_larger keep their second argument on a tie), first and last values their
+// own, and consumption is 0 (scale 0) without a positive step.
+
+// pgEpochMicros is 2000-01-01 UTC, PostgreSQL's timestamp origin, in Unix microseconds.
+const pgEpochMicros = 946684800 * 1_000_000
+
+const hourMicros = int64(time.Hour / time.Microsecond)
+
+// pgMicros is t in timestamptz's binary form: microseconds since 2000-01-01 UTC.
+func pgMicros(t time.Time) int64 { return t.UnixMicro() - pgEpochMicros }
+
+// hourOf is the start of the UTC hour of ts (date_bin('1 hour', ts, '2000-01-01')).
+func hourOf(ts int64) int64 {
+	h := ts / hourMicros
+	if ts%hourMicros < 0 {
+		h--
+	}
+	return h * hourMicros
+}
+
+// rawReading is one raw reading as the job reads it.
+type rawReading struct {
+	dev, ser int32
+	ts       int64 // timestamptz: microseconds since 2000-01-01 UTC
+	factor   int64
+	v        dec // the raw value
+}
+
+type pairKey struct{ dev, ser int32 }
+
+// hourBucket is one bucket of rollup_hourly being aggregated.
+type hourBucket struct {
+	dev, ser               int32
+	bucket                 int64
+	count                  int32
+	min, max, sum          dec
+	firstTS, lastTS        int64
+	first, last            dec
+	consumption            dec
+	hasConsumption, active bool
+}
+
+// hourlyAggregator aggregates batches of raw readings of [lo - 1 h, hi], a span of time
+// at a time, into hourly buckets, and writes each bucket as it completes to a COPY
+// stream. A batch covers [a, b] (b included: a reading on b closes the hour before b;
+// the next batch, from b, reads it again for its own hour) and holds every reading of
+// that span, sorted by device, series and time; spans follow each other. Per device
+// and series it keeps only the raw value of the latest reading, so its memory is one
+// batch and one value per device and series.
+type hourlyAggregator struct {
+	lo, hi int64
+	prev   map[pairKey]dec // the raw value of the latest reading before the batch
+	out    *hourlyCopy
+	// days sums the series and daily buckets (set before the first batch).
+	days *sliceRollups
+	// Readings counts the readings in [lo, hi) (those whose statistics count), Buckets
+	// the buckets written.
+	Readings, Buckets int64
+}
+
+func newHourlyAggregator(lo, hi time.Time, out *hourlyCopy) *hourlyAggregator {
+	return &hourlyAggregator{lo: pgMicros(lo), hi: pgMicros(hi), prev: map[pairKey]dec{}, out: out}
+}
+
+// readingBatch is the readings of [a, b], sorted by device, series and time, and, for
+// each device and series first seen in it whose first reading needs the one before it,
+// the value of that one (found by a probe of the key index: the reading may be long
+// before lo).
+type readingBatch struct {
+	a, b   int64
+	rows   []rawReading
+	probed map[pairKey]dec
+}
+
+func sortReadings(rs []rawReading) {
+	slices.SortFunc(rs, func(x, y rawReading) int {
+		if c := cmp.Compare(x.dev, y.dev); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(x.ser, y.ser); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.ts, y.ts)
+	})
+}
+
+// stepFrom is the first instant of a batch whose readings' steps count (those after it).
+func (g *hourlyAggregator) stepFrom(a int64) int64 { return max(a, g.lo) }
+
+// needsProbe lists the devices and series of a sorted batch whose first reading has a
+// step to count and no reading before it in the batches so far; seen says whether a
+// device and series was in an earlier batch. It returns each one's first reading's time.
+func needsProbe(rs []rawReading, stepFrom int64, seen func(pairKey) bool) (keys []pairKey, before []int64) {
+	for i := 0; i < len(rs); {
+		k := pairKey{rs[i].dev, rs[i].ser}
+		if rs[i].ts > stepFrom && !seen(k) {
+			keys, before = append(keys, k), append(before, rs[i].ts)
+		}
+		for i < len(rs) && rs[i].dev == k.dev && rs[i].ser == k.ser {
+			i++
+		}
+	}
+	return keys, before
+}
+
+// add aggregates a batch and writes the buckets it completes: every bucket of its hours.
+func (g *hourlyAggregator) add(bt *readingBatch) error {
+	rs := bt.rows
+	from := g.stepFrom(bt.a)
+	var cur hourBucket
+	for i := 0; i < len(rs); {
+		k := pairKey{rs[i].dev, rs[i].ser}
+		prev, ok := g.prev[k]
+		if !ok {
+			prev, ok = bt.probed[k]
+		}
+		cur = hourBucket{dev: k.dev, ser: k.ser}
+		for ; i < len(rs) && rs[i].dev == k.dev && rs[i].ser == k.ser; i++ {
+			r := &rs[i]
+			if r.ts > from && ok {
+				step := dec{}
+				if d := r.v.sub(prev); d.sign() > 0 {
+					step = d.mulInt(r.factor)
+				}
+				if err := g.into(&cur, hourOf(r.ts-1)); err != nil {
+					return err
+				}
+				if cur.hasConsumption {
+					cur.consumption = cur.consumption.add(step)
+				} else {
+					cur.consumption, cur.hasConsumption = step, true
+				}
+			}
+			if r.ts >= g.lo && r.ts < g.hi && r.ts < bt.b {
+				v := r.v
+				if r.factor != 1 {
+					v = v.mulInt(r.factor)
+				}
+				if err := g.into(&cur, hourOf(r.ts)); err != nil {
+					return err
+				}
+				if cur.count == 0 {
+					cur.min, cur.max, cur.sum, cur.first, cur.firstTS = v, v, v, v, r.ts
+				} else {
+					if v.cmp(cur.min) <= 0 {
+						cur.min = v
+					}
+					if v.cmp(cur.max) >= 0 {
+						cur.max = v
+					}
+					cur.sum = cur.sum.add(v)
+				}
+				cur.last, cur.lastTS = v, r.ts
+				cur.count++
+				g.Readings++
+			}
+			prev, ok = r.v, true
+		}
+		if err := g.flush(&cur); err != nil {
+			return err
+		}
+		g.prev[k] = prev
+	}
+	return nil
+}
+
+// into makes cur the bucket of hour h, writing the one it was (readings come in time
+// order, so a device's and series' buckets are complete when the next one begins).
+func (g *hourlyAggregator) into(cur *hourBucket, h int64) error {
+	if cur.active && cur.bucket == h {
+		return nil
+	}
+	if err := g.flush(cur); err != nil {
+		return err
+	}
+	*cur = hourBucket{dev: cur.dev, ser: cur.ser, bucket: h, active: true}
+	return nil
+}
+
+func (g *hourlyAggregator) flush(cur *hourBucket) error {
+	if !cur.active {
+		return nil
+	}
+	cur.active = false
+	g.Buckets++
+	g.days.add(cur)
+	return g.out.write(cur)
+}
+
+// hourlyCopy writes rollup_hourly rows in COPY's binary format to w (the columns of
+// hourlyCopyColumns), in pieces of about copyChunk bytes.
+type hourlyCopy struct {
+	w   io.Writer
+	buf []byte
+}
+
+// hourlyCopySQL copies into rollup_hourly in the order hourlyCopy writes the columns.
+const hourlyCopySQL = `COPY rollup_hourly (device_key, series_key, bucket, count, min_value, max_value, sum_value,
+	first_ts, first_value, last_ts, last_value, consumption) FROM STDIN (FORMAT binary)`
+
+// copyChunk: 64 KiB a write, pgconn's own chunk for COPY data.
+const copyChunk = 64 << 10
+
+var copyHeader = []byte("PGCOPY\n\xff\r\n\x00\x00\x00\x00\x00\x00\x00\x00\x00")
+
+func newHourlyCopy(w io.Writer) *hourlyCopy {
+	return &hourlyCopy{w: w, buf: append(make([]byte, 0, copyChunk+1024), copyHeader...)}
+}
+
+func appendInt32Field(buf []byte, v int32) []byte {
+	buf = binary.BigEndian.AppendUint32(buf, 4)
+	return binary.BigEndian.AppendUint32(buf, uint32(v))
+}
+
+func appendInt64Field(buf []byte, v int64) []byte {
+	buf = binary.BigEndian.AppendUint32(buf, 8)
+	return binary.BigEndian.AppendUint64(buf, uint64(v))
+}
+
+func appendDecField(buf []byte, d dec) ([]byte, error) {
+	at := len(buf)
+	buf, err := appendDec(append(buf, 0, 0, 0, 0), d)
+	if err != nil {
+		return nil, err
+	}
+	binary.BigEndian.PutUint32(buf[at:], uint32(len(buf)-at-4))
+	return buf, nil
+}
+
+var nullField = []byte{0xff, 0xff, 0xff, 0xff}
+
+func (c *hourlyCopy) write(b *hourBucket) error {
+	buf := binary.BigEndian.AppendUint16(c.buf, 12)
+	buf = appendInt32Field(buf, b.dev)
+	buf = appendInt32Field(buf, b.ser)
+	buf = appendInt64Field(buf, b.bucket)
+	buf = appendInt32Field(buf, b.count)
+	var err error
+	if b.count == 0 {
+		for range 7 {
+			buf = append(buf, nullField...)
+		}
+	} else {
+		for _, d := range []dec{b.min, b.max, b.sum} {
+			if buf, err = appendDecField(buf, d); err != nil {
+				return err
+			}
+		}
+		buf = appendInt64Field(buf, b.firstTS)
+		if buf, err = appendDecField(buf, b.first); err != nil {
+			return err
+		}
+		buf = appendInt64Field(buf, b.lastTS)
+		if buf, err = appendDecField(buf, b.last); err != nil {
+			return err
+		}
+	}
+	if buf, err = appendDecField(buf, b.consumption); err != nil {
+		return err
+	}
+	c.buf = buf
+	if len(buf) >= copyChunk {
+		return c.flush()
+	}
+	return nil
+}
+
+func (c *hourlyCopy) flush() error {
+	_, err := c.w.Write(c.buf)
+	c.buf = c.buf[:0]
+	return err
+}
+
+// close writes the trailer and what is left.
+func (c *hourlyCopy) close() error {
+	c.buf = binary.BigEndian.AppendUint16(c.buf, 0xffff)
+	return c.flush()
+}
+
+// decodeReading reads a row of readingColumns in binary format.
+func decodeReading(vals [][]byte, r *rawReading) error {
+	if len(vals) != 5 || len(vals[0]) != 4 || len(vals[1]) != 4 || len(vals[2]) != 8 || len(vals[4]) != 8 {
+		return fmt.Errorf("decoding a reading: unexpected row %v", vals)
+	}
+	r.dev = int32(binary.BigEndian.Uint32(vals[0]))
+	r.ser = int32(binary.BigEndian.Uint32(vals[1]))
+	r.ts = int64(binary.BigEndian.Uint64(vals[2]))
+	r.factor = int64(binary.BigEndian.Uint64(vals[4]))
+	v, err := decodeNumeric(vals[3])
+	if err != nil {
+		return err
+	}
+	r.v = v
+	return nil
+}
+
+// batchReadings is about how many readings one batch of the job holds: 65,536 readings
+// of 48 bytes are 3 MiB, and at most three batches are in memory at once (one being
+// read, one queued, one being aggregated). A batch spans whole hours, so one hour
+// denser than this is read whole: memory follows the densest hour, not the slice.
+const batchReadings = 1 << 16
+
+// readingsSQL reads the raw readings of [a, b] in the order they lie on disk (time).
+const readingsSQL = `SELECT device_key, series_key, ts, value, factor FROM meter_readings WHERE ts >= $1 AND ts <= $2`
+
+// probeSQL finds the reading before each given one of a device and series (the key
+// index backwards, newest chunk first, as amrd_read.prev_value does).
+const probeSQL = `SELECT u.i::int4, (SELECT m.value FROM meter_readings m
+		WHERE m.device_key = u.d AND m.series_key = u.s AND m.ts < u.t ORDER BY m.ts DESC LIMIT 1)
+	FROM unnest($1::int4[], $2::int4[], $3::timestamptz[]) WITH ORDINALITY AS u(d, s, t, i)`
+
+var binaryResults = pgx.QueryResultFormats{pgx.BinaryFormatCode, pgx.BinaryFormatCode, pgx.BinaryFormatCode,
+	pgx.BinaryFormatCode, pgx.BinaryFormatCode}
+
+// fromPGMicros is the instant of a timestamptz in binary form.
+func fromPGMicros(us int64) time.Time { return time.UnixMicro(us + pgEpochMicros).UTC() }
+
+// materializeHourly writes the hourly buckets of [lo, hi) (and the steps into them of
+// the readings in (lo, hi]) in one transaction: it deletes those already there, then
+// copies in the buckets that hourlyAggregator computes from the raw readings, which
+// another connection reads a batch of hours at a time, in one snapshot (a repeatable
+// read transaction), while the buckets of the previous batch are being copied in. It
+// returns how many readings and buckets it aggregated. A NaN or infinite value
+// anywhere in the slice makes it write nothing and return errNonFinite.
+func (s *Store) materializeHourly(ctx context.Context, lo, hi time.Time) (readings, buckets int64, days *sliceRollups, err error) {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM rollup_hourly WHERE bucket >= $1 AND bucket < $2`, lo, hi); err != nil {
+			return err
+		}
+		pr, pw := io.Pipe()
+		g, gctx := errgroup.WithContext(ctx)
+		batches := make(chan *readingBatch, 1)
+		out := newHourlyCopy(pw)
+		agg := newHourlyAggregator(lo, hi, out)
+		// The series and daily sums need the zones and the hours before lo: read on
+		// another connection while the first batch of readings is read.
+		daysReady := make(chan struct{})
+		g.Go(func() error {
+			d, err := newSliceRollups(gctx, s.pool, lo, hi)
+			if err != nil {
+				return err
+			}
+			agg.days = d
+			close(daysReady)
+			return nil
+		})
+		g.Go(func() error {
+			err := s.readBatches(gctx, agg, lo, hi, batches)
+			close(batches)
+			return err
+		})
+		g.Go(func() error {
+			var err error
+			select {
+			case <-daysReady:
+			case <-gctx.Done():
+				err = gctx.Err()
+			}
+			for bt := range batches {
+				if err == nil {
+					err = agg.add(bt)
+				}
+			}
+			if err == nil {
+				err = out.close()
+			}
+			pw.CloseWithError(err) // nil: the end of the COPY data
+			return err
+		})
+		_, cerr := tx.Conn().PgConn().CopyFrom(gctx, pr, hourlyCopySQL)
+		// A COPY that failed reads no more: unblock the aggregator's writes.
+		pr.CloseWithError(fmt.Errorf("copying the hourly rollups: %w", cerr))
+		if err := g.Wait(); err != nil {
+			return err
+		}
+		if cerr != nil {
+			return cerr
+		}
+		readings, buckets, days = agg.Readings, agg.Buckets, agg.days
+		return nil
+	})
+	return readings, buckets, days, err
+}
+
+// readBatches reads the raw readings of [lo - 1 h, hi] a batch of whole hours at a time
+// (the readings of the hour before lo only give the first steps their predecessors),
+// sorts each and sends it, with the probes it needs, on out. Each batch spans as many
+// hours as make about batchReadings readings at the rate of the previous one.
+func (s *Store) readBatches(ctx context.Context, agg *hourlyAggregator, lo, hi time.Time, out chan<- *readingBatch) error {
+	return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		seen := map[pairKey]bool{}
+		a := lo.Add(-time.Hour)
+		// A first batch of two hours, so that the copy begins early.
+		span := time.Hour
+		for {
+			b := lo.Truncate(time.Hour).Add(span)
+			if a.After(lo) {
+				b = a.Add(span)
+			}
+			if b.After(hi) {
+				b = hi
+			}
+			bt := &readingBatch{a: pgMicros(a), b: pgMicros(b)}
+			rows, err := tx.Query(ctx, readingsSQL, binaryResults, a, b)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				bt.rows = append(bt.rows, rawReading{})
+				if err := decodeReading(rows.RawValues(), &bt.rows[len(bt.rows)-1]); err != nil {
+					rows.Close()
+					return err
+				}
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			sortReadings(bt.rows)
+			keys, before := needsProbe(bt.rows, agg.stepFrom(bt.a), func(k pairKey) bool { return seen[k] })
+			if len(keys) > 0 {
+				if bt.probed, err = probe(ctx, tx, keys, before); err != nil {
+					return err
+				}
+			}
+			for i := range bt.rows {
+				seen[pairKey{bt.rows[i].dev, bt.rows[i].ser}] = true
+			}
+			// The next span: batchReadings at this batch's rate, 1 to 24 hours.
+			hours := max(1, int64(b.Sub(a)/time.Hour))
+			perHour := max(1, int64(len(bt.rows))/hours)
+			span = time.Duration(min(24, max(1, batchReadings/perHour))) * time.Hour
+			select {
+			case out <- bt:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			if !b.Before(hi) {
+				return nil
+			}
+			a = b
+		}
+	})
+}
+
+// probe returns the raw value of the reading before[i] of each device and series keys[i]
+// that has one.
+func probe(ctx context.Context, q querier, keys []pairKey, before []int64) (map[pairKey]dec, error) {
+	d, sk, t := make([]int32, len(keys)), make([]int32, len(keys)), make([]time.Time, len(keys))
+	for i, k := range keys {
+		d[i], sk[i], t[i] = k.dev, k.ser, fromPGMicros(before[i])
+	}
+	rows, err := q.Query(ctx, probeSQL, pgx.QueryResultFormats{pgx.BinaryFormatCode, pgx.BinaryFormatCode}, d, sk, t)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	found := map[pairKey]dec{}
+	for rows.Next() {
+		vals := rows.RawValues()
+		if len(vals) != 2 || len(vals[0]) != 4 {
+			return nil, fmt.Errorf("probing readings: unexpected row %v", vals)
+		}
+		if vals[1] == nil {
+			continue
+		}
+		v, err := decodeNumeric(vals[1])
+		if err != nil {
+			return nil, err
+		}
+		found[keys[binary.BigEndian.Uint32(vals[0])-1]] = v
+	}
+	return found, rows.Err()
+}
