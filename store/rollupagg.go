@@ -78,15 +78,17 @@ type hourBucket struct {
 type hourlyAggregator struct {
 	lo, hi int64
 	prev   map[pairKey]dec // the raw value of the latest reading before the batch
-	out    *hourlyCopy
-	// days sums the series and daily buckets (set before the first batch).
-	days *sliceRollups
+	out    []*hourlyCopy   // the copies, a device's buckets to out[device key mod len(out)]
+	// days sums the series and daily buckets; until it is ready (setDays), the buckets
+	// wait in pending.
+	days    *sliceRollups
+	pending []hourBucket
 	// Readings counts the readings in [lo, hi) (those whose statistics count), Buckets
 	// the buckets written.
 	Readings, Buckets int64
 }
 
-func newHourlyAggregator(lo, hi time.Time, out *hourlyCopy) *hourlyAggregator {
+func newHourlyAggregator(lo, hi time.Time, out []*hourlyCopy) *hourlyAggregator {
 	return &hourlyAggregator{lo: pgMicros(lo), hi: pgMicros(hi), prev: map[pairKey]dec{}, out: out}
 }
 
@@ -100,16 +102,57 @@ type readingBatch struct {
 	probed map[pairKey]dec
 }
 
-func sortReadings(rs []rawReading) {
-	slices.SortFunc(rs, func(x, y rawReading) int {
-		if c := cmp.Compare(x.dev, y.dev); c != 0 {
+// sortReadings orders a batch by device, series and time. The rows come in the order
+// they lie on disk, which is nearly time order: each is moved once to its device's and
+// series' place, keeping that order (one map look-up a row), and only a device's and
+// series' run that is not in time order then is sorted (a comparison sort of the whole
+// batch cost five times as much).
+func sortReadings(rs []rawReading) []rawReading {
+	slot := make(map[pairKey]int32, 1024)
+	var pairs []pairKey
+	var counts []int
+	at := make([]int32, len(rs))
+	for i := range rs {
+		k := pairKey{rs[i].dev, rs[i].ser}
+		j, ok := slot[k]
+		if !ok {
+			j = int32(len(pairs))
+			slot[k] = j
+			pairs, counts = append(pairs, k), append(counts, 0)
+		}
+		counts[j]++
+		at[i] = j
+	}
+	order := make([]int32, len(pairs))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(x, y int32) int {
+		if c := cmp.Compare(pairs[x].dev, pairs[y].dev); c != 0 {
 			return c
 		}
-		if c := cmp.Compare(x.ser, y.ser); c != 0 {
-			return c
-		}
-		return cmp.Compare(x.ts, y.ts)
+		return cmp.Compare(pairs[x].ser, pairs[y].ser)
 	})
+	start := make([]int, len(pairs))
+	n := 0
+	for _, j := range order {
+		start[j] = n
+		n += counts[j]
+	}
+	out := make([]rawReading, len(rs))
+	next := slices.Clone(start)
+	for i := range rs {
+		out[next[at[i]]] = rs[i]
+		next[at[i]]++
+	}
+	byTime := func(x, y rawReading) int { return cmp.Compare(x.ts, y.ts) }
+	for j := range pairs {
+		run := out[start[j] : start[j]+counts[j]]
+		if !slices.IsSortedFunc(run, byTime) {
+			slices.SortFunc(run, byTime)
+		}
+	}
+	return out
 }
 
 // stepFrom is the first instant of a batch whose readings' steps count (those after it).
@@ -192,6 +235,15 @@ func (g *hourlyAggregator) add(bt *readingBatch) error {
 	return nil
 }
 
+// setDays hands the series and daily sums their buckets so far, and the next ones.
+func (g *hourlyAggregator) setDays(d *sliceRollups) {
+	g.days = d
+	for i := range g.pending {
+		d.add(&g.pending[i])
+	}
+	g.pending = nil
+}
+
 // into makes cur the bucket of hour h, writing the one it was (readings come in time
 // order, so a device's and series' buckets are complete when the next one begins).
 func (g *hourlyAggregator) into(cur *hourBucket, h int64) error {
@@ -211,8 +263,16 @@ func (g *hourlyAggregator) flush(cur *hourBucket) error {
 	}
 	cur.active = false
 	g.Buckets++
-	g.days.add(cur)
-	return g.out.write(cur)
+	if g.days != nil {
+		g.days.add(cur)
+	} else {
+		g.pending = append(g.pending, *cur)
+	}
+	i := int(cur.dev) % len(g.out)
+	if i < 0 {
+		i += len(g.out)
+	}
+	return g.out[i].write(cur)
 }
 
 // hourlyCopy writes rollup_hourly rows in COPY's binary format to w (the columns of
@@ -343,71 +403,97 @@ var binaryResults = pgx.QueryResultFormats{pgx.BinaryFormatCode, pgx.BinaryForma
 // fromPGMicros is the instant of a timestamptz in binary form.
 func fromPGMicros(us int64) time.Time { return time.UnixMicro(us + pgEpochMicros).UTC() }
 
+// rollupCopies is how many copies of hourly buckets materializeHourly runs at once:
+// rollupWorkers, as the pool allows beside the two other connections it holds (the
+// readings and the series and daily sums'). With a pool of two, the sums wait for the
+// readings' connection, and one copy runs.
+func (s *Store) rollupCopies() int {
+	return max(1, min(s.rollupWorkers, int(s.pool.Config().MaxConns)-2))
+}
+
 // materializeHourly writes the hourly buckets of [lo, hi) (and the steps into them of
-// the readings in (lo, hi]) in one transaction: it deletes those already there, then
-// copies in the buckets that hourlyAggregator computes from the raw readings, which
-// another connection reads a batch of hours at a time, in one snapshot (a repeatable
-// read transaction), while the buckets of the previous batch are being copied in. It
-// returns how many readings and buckets it aggregated. A NaN or infinite value
-// anywhere in the slice makes it write nothing and return errNonFinite.
+// the readings in (lo, hi]): it deletes those already there, then copies in the buckets
+// that hourlyAggregator computes from the raw readings, rollupCopies transactions at
+// once, each for the devices whose key has its remainder (PostgreSQL's side of the copy
+// is most of the work left). One connection reads the readings a batch of hours at a
+// time, in one snapshot (a repeatable read transaction), while the buckets of the
+// previous batch are copied in; another reads what the series and daily sums need. It
+// returns how many readings and buckets it aggregated, and those sums. A NaN or
+// infinite value anywhere in the slice makes it write nothing and return errNonFinite.
 func (s *Store) materializeHourly(ctx context.Context, lo, hi time.Time) (readings, buckets int64, days *sliceRollups, err error) {
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `DELETE FROM rollup_hourly WHERE bucket >= $1 AND bucket < $2`, lo, hi); err != nil {
+	// Rows of [lo, hi) lie above the materialized point, where nothing reads them: they
+	// can go in a transaction of their own, before the copies (whose unique checks would
+	// otherwise wait for another copy's uncommitted delete).
+	if _, err := s.pool.Exec(ctx, `DELETE FROM rollup_hourly WHERE bucket >= $1 AND bucket < $2`, lo, hi); err != nil {
+		return 0, 0, nil, err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	n := s.rollupCopies()
+	outs := make([]*hourlyCopy, n)
+	pws := make([]*io.PipeWriter, n)
+	for i := range n {
+		pr, pw := io.Pipe()
+		outs[i], pws[i] = newHourlyCopy(pw), pw
+		g.Go(func() error {
+			err := pgx.BeginFunc(gctx, s.pool, func(tx pgx.Tx) error {
+				_, err := tx.Conn().PgConn().CopyFrom(gctx, pr, hourlyCopySQL)
+				return err
+			})
+			// A COPY that failed reads no more: unblock the aggregator's writes.
+			pr.CloseWithError(fmt.Errorf("copying the hourly rollups: %w", err))
+			return err
+		})
+	}
+	batches := make(chan *readingBatch, 1)
+	agg := newHourlyAggregator(lo, hi, outs)
+	// The series and daily sums need the zones and the hours before lo: read on
+	// another connection while the readings are read and aggregated.
+	ready := make(chan *sliceRollups, 1)
+	g.Go(func() error {
+		d, err := newSliceRollups(gctx, s.pool, lo, hi)
+		if err != nil {
 			return err
 		}
-		pr, pw := io.Pipe()
-		g, gctx := errgroup.WithContext(ctx)
-		batches := make(chan *readingBatch, 1)
-		out := newHourlyCopy(pw)
-		agg := newHourlyAggregator(lo, hi, out)
-		// The series and daily sums need the zones and the hours before lo: read on
-		// another connection while the first batch of readings is read.
-		daysReady := make(chan struct{})
-		g.Go(func() error {
-			d, err := newSliceRollups(gctx, s.pool, lo, hi)
-			if err != nil {
-				return err
-			}
-			agg.days = d
-			close(daysReady)
-			return nil
-		})
-		g.Go(func() error {
-			err := s.readBatches(gctx, agg, lo, hi, batches)
-			close(batches)
-			return err
-		})
-		g.Go(func() error {
-			var err error
+		ready <- d
+		return nil
+	})
+	g.Go(func() error {
+		err := s.readBatches(gctx, agg, lo, hi, batches)
+		close(batches)
+		return err
+	})
+	g.Go(func() error {
+		var err error
+		for bt := range batches {
 			select {
-			case <-daysReady:
+			case d := <-ready:
+				agg.setDays(d)
+			default:
+			}
+			if err == nil {
+				err = agg.add(bt)
+			}
+		}
+		if err == nil && agg.days == nil {
+			select {
+			case d := <-ready:
+				agg.setDays(d)
 			case <-gctx.Done():
 				err = gctx.Err()
 			}
-			for bt := range batches {
-				if err == nil {
-					err = agg.add(bt)
-				}
-			}
+		}
+		for i, out := range outs {
 			if err == nil {
 				err = out.close()
 			}
-			pw.CloseWithError(err) // nil: the end of the COPY data
-			return err
-		})
-		_, cerr := tx.Conn().PgConn().CopyFrom(gctx, pr, hourlyCopySQL)
-		// A COPY that failed reads no more: unblock the aggregator's writes.
-		pr.CloseWithError(fmt.Errorf("copying the hourly rollups: %w", cerr))
-		if err := g.Wait(); err != nil {
-			return err
+			pws[i].CloseWithError(err) // nil: the end of the COPY data
 		}
-		if cerr != nil {
-			return cerr
-		}
-		readings, buckets, days = agg.Readings, agg.Buckets, agg.days
-		return nil
+		return err
 	})
-	return readings, buckets, days, err
+	if err := g.Wait(); err != nil {
+		return 0, 0, nil, err
+	}
+	return agg.Readings, agg.Buckets, agg.days, nil
 }
 
 // readBatches reads the raw readings of [lo - 1 h, hi] a batch of whole hours at a time
@@ -444,7 +530,7 @@ func (s *Store) readBatches(ctx context.Context, agg *hourlyAggregator, lo, hi t
 			if err := rows.Err(); err != nil {
 				return err
 			}
-			sortReadings(bt.rows)
+			bt.rows = sortReadings(bt.rows)
 			keys, before := needsProbe(bt.rows, agg.stepFrom(bt.a), func(k pairKey) bool { return seen[k] })
 			if len(keys) > 0 {
 				if bt.probed, err = probe(ctx, tx, keys, before); err != nil {

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"cmp"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -26,6 +25,7 @@ type dayBucket struct {
 	devices       int32 // hourly buckets summed (series buckets' devices)
 	count         int64
 	min, max, sum dec
+	minAt, maxAt  int64 // the hours of min and max
 	hasStat       bool
 	first, last   dec
 	firstTS       int64
@@ -46,16 +46,18 @@ func (b *dayBucket) addHour(h *hourBucket) {
 	}
 	b.count += int64(h.count)
 	if !b.hasStat {
-		b.min, b.max, b.sum = h.min, h.max, h.sum
+		b.min, b.max, b.sum, b.minAt, b.maxAt = h.min, h.max, h.sum, h.bucket, h.bucket
 		b.first, b.firstTS, b.last, b.lastTS = h.first, h.firstTS, h.last, h.lastTS
 		b.hasStat = true
 		return
 	}
-	if h.min.cmp(b.min) <= 0 {
-		b.min = h.min
+	// Of equal values the later hour's (of one hour, the later given), whatever the
+	// order the hours come in.
+	if c := h.min.cmp(b.min); c < 0 || c == 0 && h.bucket >= b.minAt {
+		b.min, b.minAt = h.min, h.bucket
 	}
-	if h.max.cmp(b.max) >= 0 {
-		b.max = h.max
+	if c := h.max.cmp(b.max); c > 0 || c == 0 && h.bucket >= b.maxAt {
+		b.max, b.maxAt = h.max, h.bucket
 	}
 	b.sum = b.sum.add(h.sum)
 	if h.firstTS < b.firstTS {
@@ -188,32 +190,15 @@ func newSliceRollups(ctx context.Context, q querier, lo, hi time.Time) (*sliceRo
 	if err != nil {
 		return nil, err
 	}
-	var before []hourBucket
+	defer rows.Close()
 	for rows.Next() {
 		var h hourBucket
 		if err := decodeHourly(rows.RawValues(), &h); err != nil {
-			rows.Close()
 			return nil, err
 		}
-		before = append(before, h)
+		sr.addDay(&h)
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	slices.SortFunc(before, func(x, y hourBucket) int {
-		if c := cmp.Compare(x.dev, y.dev); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(x.ser, y.ser); c != 0 {
-			return c
-		}
-		return cmp.Compare(x.bucket, y.bucket)
-	})
-	for i := range before {
-		sr.addDay(&before[i])
-	}
-	return sr, nil
+	return sr, rows.Err()
 }
 
 var hourlyResults = pgx.QueryResultFormats{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}

@@ -187,17 +187,21 @@ func (s *Store) MaterializeRollups(ctx context.Context, slice time.Duration) (Ro
 
 // materializeSlice writes the buckets of [lo, hi) (days: those ending in (lo, hi]) and
 // moves the materialized point to hi. The hourly buckets, nearly all the work (every raw
-// reading), are aggregated in Go and copied in, in one transaction (materializeHourly);
-// the series and daily buckets and the new materialized point follow in another. Until
-// that one commits, the new hourly rows lie above the materialized point, where nothing
-// reads them, and a crash in between is redone by the next run (each step deletes its
-// range first).
+// reading), are aggregated in Go and copied in (materializeHourly), which sums the
+// series and daily buckets on the way; those and the new materialized point follow in
+// one transaction. Until that one commits, the new hourly rows lie above the
+// materialized point, where nothing reads them, and a crash in between is redone by the
+// next run (each step deletes its range first).
 func (s *Store) materializeSlice(ctx context.Context, lo, hi time.Time) (RollupResult, error) {
 	var r RollupResult
-	readings, buckets, days, err := s.materializeHourly(ctx, lo, hi)
-	if errors.Is(err, errNonFinite) {
+	var readings, buckets int64
+	var days *sliceRollups // nil: the SQL functions make the series and daily buckets
+	var err error
+	if s.pool.Config().MaxConns >= 2 { // with one connection, a copy would hold it from the readings
+		readings, buckets, days, err = s.materializeHourly(ctx, lo, hi)
+	}
+	if days == nil && (err == nil || errors.Is(err, errNonFinite)) {
 		// Only SQL knows how NaN and infinities aggregate: leave the slice to it.
-		days = nil
 		buckets, err = s.materializeHourlySQL(ctx, lo, hi)
 	}
 	if err != nil {
