@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sync"
 	"time"
 
+	"github.com/cockroachdb/apd/v3"
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/sync/errgroup"
 )
@@ -46,12 +48,15 @@ func hourOf(ts int64) int64 {
 	return h * hourMicros
 }
 
-// rawReading is one raw reading as the job reads it.
+// rawReading is one raw reading as the job reads it. It holds no pointer, so that the
+// garbage collector skips a batch of them: a value too large for an int64 lives in its
+// batch's bigs.
 type rawReading struct {
 	dev, ser int32
 	ts       int64 // timestamptz: microseconds since 2000-01-01 UTC
 	factor   int64
-	v        dec // the raw value
+	c        int64 // the raw value: c × 10^-s, or bigs[big - 1] of its batch
+	s, big   int32
 }
 
 type pairKey struct{ dev, ser int32 }
@@ -99,7 +104,18 @@ func newHourlyAggregator(lo, hi time.Time, out []*hourlyCopy) *hourlyAggregator 
 type readingBatch struct {
 	a, b   int64
 	rows   []rawReading
+	bigs   []*apd.Decimal
 	probed map[pairKey]dec
+	pairs  []pairKey    // the devices and series in rows
+	read   []rawReading // rows as read, before sorting (kept for the next batch)
+}
+
+// value is a reading's raw value.
+func (bt *readingBatch) value(r *rawReading) dec {
+	if r.big > 0 {
+		return bigDec(bt.bigs[r.big-1])
+	}
+	return dec{c: r.c, s: r.s}
 }
 
 // sortReadings orders a batch by device, series and time. The rows come in the order
@@ -107,18 +123,17 @@ type readingBatch struct {
 // series' place, keeping that order (one map look-up a row), and only a device's and
 // series' run that is not in time order then is sorted (a comparison sort of the whole
 // batch cost five times as much).
-func sortReadings(rs []rawReading) []rawReading {
-	slot := make(map[pairKey]int32, 1024)
+func sortReadings(rs, out []rawReading) ([]rawReading, []pairKey) {
+	slot := make(map[uint64]int32, 1024) // a uint64 key hashes faster than a pairKey
 	var pairs []pairKey
 	var counts []int
 	at := make([]int32, len(rs))
 	for i := range rs {
-		k := pairKey{rs[i].dev, rs[i].ser}
-		j, ok := slot[k]
+		j, ok := slot[uint64(uint32(rs[i].dev))<<32|uint64(uint32(rs[i].ser))]
 		if !ok {
 			j = int32(len(pairs))
-			slot[k] = j
-			pairs, counts = append(pairs, k), append(counts, 0)
+			slot[uint64(uint32(rs[i].dev))<<32|uint64(uint32(rs[i].ser))] = j
+			pairs, counts = append(pairs, pairKey{rs[i].dev, rs[i].ser}), append(counts, 0)
 		}
 		counts[j]++
 		at[i] = j
@@ -139,7 +154,7 @@ func sortReadings(rs []rawReading) []rawReading {
 		start[j] = n
 		n += counts[j]
 	}
-	out := make([]rawReading, len(rs))
+	out = slices.Grow(out[:0], len(rs))[:len(rs)]
 	next := slices.Clone(start)
 	for i := range rs {
 		out[next[at[i]]] = rs[i]
@@ -152,7 +167,7 @@ func sortReadings(rs []rawReading) []rawReading {
 			slices.SortFunc(run, byTime)
 		}
 	}
-	return out
+	return out, pairs
 }
 
 // stepFrom is the first instant of a batch whose readings' steps count (those after it).
@@ -190,7 +205,7 @@ func (g *hourlyAggregator) add(bt *readingBatch) error {
 			r := &rs[i]
 			if r.ts > from && ok {
 				step := dec{}
-				if d := r.v.sub(prev); d.sign() > 0 {
+				if d := bt.value(r).sub(prev); d.sign() > 0 {
 					step = d.mulInt(r.factor)
 				}
 				if err := g.into(&cur, hourOf(r.ts-1)); err != nil {
@@ -203,7 +218,7 @@ func (g *hourlyAggregator) add(bt *readingBatch) error {
 				}
 			}
 			if r.ts >= g.lo && r.ts < g.hi && r.ts < bt.b {
-				v := r.v
+				v := bt.value(r)
 				if r.factor != 1 {
 					v = v.mulInt(r.factor)
 				}
@@ -225,7 +240,7 @@ func (g *hourlyAggregator) add(bt *readingBatch) error {
 				cur.count++
 				g.Readings++
 			}
-			prev, ok = r.v, true
+			prev, ok = bt.value(r), true
 		}
 		if err := g.flush(&cur); err != nil {
 			return err
@@ -365,8 +380,9 @@ func (c *hourlyCopy) close() error {
 	return c.flush()
 }
 
-// decodeReading reads a row of readingColumns in binary format.
-func decodeReading(vals [][]byte, r *rawReading) error {
+// decodeReading reads a row of readingsSQL in binary format into r, and a value too
+// large for an int64 into bigs.
+func decodeReading(vals [][]byte, r *rawReading, bigs *[]*apd.Decimal) error {
 	if len(vals) != 5 || len(vals[0]) != 4 || len(vals[1]) != 4 || len(vals[2]) != 8 || len(vals[4]) != 8 {
 		return fmt.Errorf("decoding a reading: unexpected row %v", vals)
 	}
@@ -378,7 +394,11 @@ func decodeReading(vals [][]byte, r *rawReading) error {
 	if err != nil {
 		return err
 	}
-	r.v = v
+	r.c, r.s, r.big = v.c, v.s, 0
+	if v.big != nil {
+		*bigs = append(*bigs, v.big)
+		r.big = int32(len(*bigs))
+	}
 	return nil
 }
 
@@ -387,6 +407,10 @@ func decodeReading(vals [][]byte, r *rawReading) error {
 // read, one queued, one being aggregated). A batch spans whole hours, so one hour
 // denser than this is read whole: memory follows the densest hour, not the slice.
 const batchReadings = 1 << 16
+
+// batchPool keeps batches' memory from one to the next (a few megabytes each, which
+// otherwise would be allocated and cleared anew every batch).
+var batchPool = sync.Pool{New: func() any { return new(readingBatch) }}
 
 // readingsSQL reads the raw readings of [a, b] in the order they lie on disk (time).
 const readingsSQL = `SELECT device_key, series_key, ts, value, factor FROM meter_readings WHERE ts >= $1 AND ts <= $2`
@@ -473,6 +497,7 @@ func (s *Store) materializeHourly(ctx context.Context, lo, hi time.Time) (readin
 			if err == nil {
 				err = agg.add(bt)
 			}
+			batchPool.Put(bt)
 		}
 		if err == nil && agg.days == nil {
 			select {
@@ -514,14 +539,15 @@ func (s *Store) readBatches(ctx context.Context, agg *hourlyAggregator, lo, hi t
 			if b.After(hi) {
 				b = hi
 			}
-			bt := &readingBatch{a: pgMicros(a), b: pgMicros(b)}
+			bt := batchPool.Get().(*readingBatch)
+			*bt = readingBatch{a: pgMicros(a), b: pgMicros(b), rows: bt.rows[:0], read: bt.read[:0]}
 			rows, err := tx.Query(ctx, readingsSQL, binaryResults, a, b)
 			if err != nil {
 				return err
 			}
 			for rows.Next() {
-				bt.rows = append(bt.rows, rawReading{})
-				if err := decodeReading(rows.RawValues(), &bt.rows[len(bt.rows)-1]); err != nil {
+				bt.read = append(bt.read, rawReading{})
+				if err := decodeReading(rows.RawValues(), &bt.read[len(bt.read)-1], &bt.bigs); err != nil {
 					rows.Close()
 					return err
 				}
@@ -530,15 +556,15 @@ func (s *Store) readBatches(ctx context.Context, agg *hourlyAggregator, lo, hi t
 			if err := rows.Err(); err != nil {
 				return err
 			}
-			bt.rows = sortReadings(bt.rows)
+			bt.rows, bt.pairs = sortReadings(bt.read, bt.rows)
 			keys, before := needsProbe(bt.rows, agg.stepFrom(bt.a), func(k pairKey) bool { return seen[k] })
 			if len(keys) > 0 {
 				if bt.probed, err = probe(ctx, tx, keys, before); err != nil {
 					return err
 				}
 			}
-			for i := range bt.rows {
-				seen[pairKey{bt.rows[i].dev, bt.rows[i].ser}] = true
+			for _, k := range bt.pairs {
+				seen[k] = true
 			}
 			// The next span: batchReadings at this batch's rate, 1 to 24 hours.
 			hours := max(1, int64(b.Sub(a)/time.Hour))
