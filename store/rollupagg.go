@@ -83,7 +83,7 @@ type hourBucket struct {
 type hourlyAggregator struct {
 	lo, hi int64
 	prev   map[pairKey]dec // the raw value of the latest reading before the batch
-	out    []*hourlyCopy   // the copies, a device's buckets to out[device key mod len(out)]
+	out    *hourlyCopy
 	// days sums the series and daily buckets; until it is ready (setDays), the buckets
 	// wait in pending.
 	days    *sliceRollups
@@ -93,7 +93,7 @@ type hourlyAggregator struct {
 	Readings, Buckets int64
 }
 
-func newHourlyAggregator(lo, hi time.Time, out []*hourlyCopy) *hourlyAggregator {
+func newHourlyAggregator(lo, hi time.Time, out *hourlyCopy) *hourlyAggregator {
 	return &hourlyAggregator{lo: pgMicros(lo), hi: pgMicros(hi), prev: map[pairKey]dec{}, out: out}
 }
 
@@ -283,11 +283,7 @@ func (g *hourlyAggregator) flush(cur *hourBucket) error {
 	} else {
 		g.pending = append(g.pending, *cur)
 	}
-	i := int(cur.dev) % len(g.out)
-	if i < 0 {
-		i += len(g.out)
-	}
-	return g.out[i].write(cur)
+	return g.out.write(cur)
 }
 
 // hourlyCopy writes rollup_hourly rows in COPY's binary format to w (the columns of
@@ -427,49 +423,37 @@ var binaryResults = pgx.QueryResultFormats{pgx.BinaryFormatCode, pgx.BinaryForma
 // fromPGMicros is the instant of a timestamptz in binary form.
 func fromPGMicros(us int64) time.Time { return time.UnixMicro(us + pgEpochMicros).UTC() }
 
-// rollupCopies is how many copies of hourly buckets materializeHourly runs at once:
-// rollupWorkers, as the pool allows beside the two other connections it holds (the
-// readings and the series and daily sums'). With a pool of two, the sums wait for the
-// readings' connection, and one copy runs.
-func (s *Store) rollupCopies() int {
-	return max(1, min(s.rollupWorkers, int(s.pool.Config().MaxConns)-2))
-}
-
 // materializeHourly writes the hourly buckets of [lo, hi) (and the steps into them of
-// the readings in (lo, hi]): it deletes those already there, then copies in the buckets
-// that hourlyAggregator computes from the raw readings, rollupCopies transactions at
-// once, each for the devices whose key has its remainder (PostgreSQL's side of the copy
-// is most of the work left). One connection reads the readings a batch of hours at a
-// time, in one snapshot (a repeatable read transaction), while the buckets of the
-// previous batch are copied in; another reads what the series and daily sums need. It
-// returns how many readings and buckets it aggregated, and those sums. A NaN or
-// infinite value anywhere in the slice makes it write nothing and return errNonFinite.
+// the readings in (lo, hi]): it deletes those already there, then copies in, in the same
+// transaction, the buckets that hourlyAggregator computes from the raw readings. One
+// connection reads the readings a batch of hours at a time, in one snapshot (a
+// repeatable read transaction), while the buckets of the previous batch are copied in;
+// another reads what the series and daily sums need. It returns how many readings and
+// buckets it aggregated, and those sums. A NaN or infinite value anywhere in the slice
+// makes it write nothing and return errNonFinite.
+//
+// One copy, not one a range of devices: the copy that first writes into a new chunk of
+// rollup_hourly holds the chunk's lock until it commits, and it commits only when the
+// aggregator has written every bucket, which would wait for the other copy, waiting for
+// the lock.
 func (s *Store) materializeHourly(ctx context.Context, lo, hi time.Time) (readings, buckets int64, days *sliceRollups, err error) {
-	// Rows of [lo, hi) lie above the materialized point, where nothing reads them: they
-	// can go in a transaction of their own, before the copies (whose unique checks would
-	// otherwise wait for another copy's uncommitted delete).
-	if _, err := s.pool.Exec(ctx, `DELETE FROM rollup_hourly WHERE bucket >= $1 AND bucket < $2`, lo, hi); err != nil {
-		return 0, 0, nil, err
-	}
 	g, gctx := errgroup.WithContext(ctx)
-	n := s.rollupCopies()
-	outs := make([]*hourlyCopy, n)
-	pws := make([]*io.PipeWriter, n)
-	for i := range n {
-		pr, pw := io.Pipe()
-		outs[i], pws[i] = newHourlyCopy(pw), pw
-		g.Go(func() error {
-			err := pgx.BeginFunc(gctx, s.pool, func(tx pgx.Tx) error {
-				_, err := tx.Conn().PgConn().CopyFrom(gctx, pr, hourlyCopySQL)
+	pr, pw := io.Pipe()
+	out := newHourlyCopy(pw)
+	g.Go(func() error {
+		err := pgx.BeginFunc(gctx, s.pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(gctx, `DELETE FROM rollup_hourly WHERE bucket >= $1 AND bucket < $2`, lo, hi); err != nil {
 				return err
-			})
-			// A COPY that failed reads no more: unblock the aggregator's writes.
-			pr.CloseWithError(fmt.Errorf("copying the hourly rollups: %w", err))
+			}
+			_, err := tx.Conn().PgConn().CopyFrom(gctx, pr, hourlyCopySQL)
 			return err
 		})
-	}
+		// A COPY that failed reads no more: unblock the aggregator's writes.
+		pr.CloseWithError(fmt.Errorf("copying the hourly rollups: %w", err))
+		return err
+	})
 	batches := make(chan *readingBatch, 1)
-	agg := newHourlyAggregator(lo, hi, outs)
+	agg := newHourlyAggregator(lo, hi, out)
 	// The series and daily sums need the zones and the hours before lo: read on
 	// another connection while the readings are read and aggregated.
 	ready := make(chan *sliceRollups, 1)
@@ -507,12 +491,10 @@ func (s *Store) materializeHourly(ctx context.Context, lo, hi time.Time) (readin
 				err = gctx.Err()
 			}
 		}
-		for i, out := range outs {
-			if err == nil {
-				err = out.close()
-			}
-			pws[i].CloseWithError(err) // nil: the end of the COPY data
+		if err == nil {
+			err = out.close()
 		}
+		pw.CloseWithError(err) // nil: the end of the COPY data
 		return err
 	})
 	if err := g.Wait(); err != nil {
