@@ -220,15 +220,11 @@ func (s *Store) materializeSlice(ctx context.Context, lo, hi time.Time) (RollupR
 		if _, err := tx.Exec(ctx, `DELETE FROM rollup_series_hourly WHERE bucket >= $1 AND bucket < $2`, lo, hi); err != nil {
 			return err
 		}
+		var err error
 		if days != nil {
-			data, n, err := days.seriesCopy()
-			if err == nil {
-				_, err = tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(data), seriesCopySQL)
-			}
-			if err != nil {
+			if r.SeriesHourly, err = copyIn(ctx, tx, days.seriesCopy, seriesCopySQL); err != nil {
 				return fmt.Errorf("series rollups: %w", err)
 			}
-			r.SeriesHourly = n
 		} else {
 			tag, err := tx.Exec(ctx, `INSERT INTO rollup_series_hourly
 				SELECT series_key, bucket, count(*), sum(count), min(min_value), max(max_value), sum(sum_value), sum(consumption)
@@ -245,14 +241,9 @@ func (s *Store) materializeSlice(ctx context.Context, lo, hi time.Time) (RollupR
 			return err
 		}
 		if days != nil {
-			data, n, err := days.dailyCopy()
-			if err == nil {
-				_, err = tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(data), dailyCopySQL)
-			}
-			if err != nil {
+			if r.Daily, err = copyIn(ctx, tx, days.dailyCopy, dailyCopySQL); err != nil {
 				return fmt.Errorf("daily rollups: %w", err)
 			}
-			r.Daily = n
 		} else {
 			tag, err := tx.Exec(ctx, `INSERT INTO rollup_daily
 				SELECT * FROM amrd_rollup_daily_from_table($1::timestamptz - interval '2 days', $2) f
@@ -278,6 +269,17 @@ func (s *Store) materializeSlice(ctx context.Context, lo, hi time.Time) (RollupR
 		return nil
 	})
 	return r, err
+}
+
+// copyIn copies the rows that rows encodes in COPY's binary format with the statement
+// copySQL, and returns how many.
+func copyIn(ctx context.Context, tx pgx.Tx, rows func() ([]byte, int64, error), copySQL string) (int64, error) {
+	data, n, err := rows()
+	if err != nil {
+		return 0, err
+	}
+	_, err = tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(data), copySQL)
+	return n, err
 }
 
 // materializeHourlySQL writes the hourly buckets of [lo, hi) with
