@@ -107,7 +107,7 @@ type readingBatch struct {
 	bigs   []*apd.Decimal
 	probed map[pairKey]dec
 	pairs  []pairKey    // the devices and series in rows
-	read   []rawReading // rows as read, before sorting (kept for the next batch)
+	read   []rawReading // rows as read, before sorting (its memory reused by a later batch)
 }
 
 // value is a reading's raw value.
@@ -287,7 +287,7 @@ func (g *hourlyAggregator) flush(cur *hourBucket) error {
 }
 
 // hourlyCopy writes rollup_hourly rows in COPY's binary format to w (the columns of
-// hourlyCopyColumns), in pieces of about copyChunk bytes.
+// hourlyCopySQL), in pieces of about copyChunk bytes.
 type hourlyCopy struct {
 	w   io.Writer
 	buf []byte
@@ -399,9 +399,10 @@ func decodeReading(vals [][]byte, r *rawReading, bigs *[]*apd.Decimal) error {
 }
 
 // batchReadings is about how many readings one batch of the job holds: 65,536 readings
-// of 48 bytes are 3 MiB, and at most three batches are in memory at once (one being
-// read, one queued, one being aggregated). A batch spans whole hours, so one hour
-// denser than this is read whole: memory follows the densest hour, not the slice.
+// of 40 bytes, as read and sorted, are 5 MiB, and at most three batches are in memory
+// at once (one being read, one queued, one being aggregated). A batch spans whole hours,
+// so one hour denser than this is read whole: memory follows the densest hour, not the
+// slice (10 M readings of 1,000 meters in 26 day slices: a peak RSS of 69 MiB, bench r5).
 const batchReadings = 1 << 16
 
 // batchPool keeps batches' memory from one to the next (a few megabytes each, which
