@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"math"
 	"math/big"
+	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -71,6 +73,43 @@ type Materialization struct {
 	// Unfinished: the materialization took longer than r5Limit and was cancelled; the
 	// figures are those of the calls that finished, and the time of all.
 	Unfinished bool `json:"unfinished,omitempty"`
+	// LoadBefore and LoadAfter are the machine's 1-minute load average before the first
+	// call and after the last (on a shared machine the figures depend on it); PeakRSSMiB
+	// is this process's peak resident memory after the last (loader included). Zero
+	// where /proc does not tell.
+	LoadBefore float64 `json:"load_average_before,omitempty"`
+	LoadAfter  float64 `json:"load_average_after,omitempty"`
+	PeakRSSMiB float64 `json:"peak_rss_mib,omitempty"`
+}
+
+// loadAverage is the 1-minute load average (/proc/loadavg), 0 if unknown.
+func loadAverage() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
+}
+
+// peakRSSMiB is this process's peak resident memory (VmHWM in /proc/self/status), 0 if
+// unknown.
+func peakRSSMiB() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return 0
 }
 
 // Part is a part of the materialization: how many days, readings and seconds.
@@ -82,10 +121,9 @@ type Part struct {
 	ReadingsPerSec float64 `json:"readings_per_s"`
 }
 
-// backlogDays are the days of the load materialized in one call after they were loaded.
-// A slice's daily buckets are summed from the hourly ones through the real-time view,
-// whose live part aggregates every raw reading above the materialized point: each slice
-// of a backlog pays for the rest of it. Three days show that cost at a bounded price.
+// backlogDays are the days of the load materialized in one call after they were loaded
+// (a slice a day, each reading back the hours of its first local day that the one
+// before it wrote).
 const backlogDays = 3
 
 // r5Limit bounds the time the benchmark waits for the materialization (a limit of the
@@ -319,6 +357,9 @@ func loadAndMaterialize(ctx context.Context, db string, st *store.Store, f *read
 		if m.Unfinished {
 			return nil
 		}
+		if m.LoadBefore == 0 {
+			m.LoadBefore = loadAverage()
+		}
 		if err := st.MoveRollupThreshold(ctx, to); err != nil {
 			return err
 		}
@@ -376,6 +417,7 @@ func loadAndMaterialize(ctx context.Context, db string, st *store.Store, f *read
 			p.ReadingsPerSec = float64(p.Readings) / p.Seconds
 		}
 	}
+	m.LoadAfter, m.PeakRSSMiB = loadAverage(), peakRSSMiB()
 	m.Readings, m.Seconds = m.AsLoaded.Readings+m.Backlog.Readings, m.AsLoaded.Seconds+m.Backlog.Seconds
 	if m.Seconds > 0 {
 		m.ReadingsPerSec = float64(m.Readings) / m.Seconds
@@ -656,6 +698,10 @@ func reportRead(out io.Writer, rr *ReadResults) {
 			m.AsLoaded.Calls, m.AsLoaded.Readings, m.AsLoaded.Seconds, m.AsLoaded.ReadingsPerSec)
 		fmt.Fprintf(out, "    the last %s in one call:   %d readings in %.1f s = %.0f readings/s\n",
 			days(m.Backlog.Days), m.Backlog.Readings, m.Backlog.Seconds, m.Backlog.ReadingsPerSec)
+		if m.LoadBefore > 0 || m.PeakRSSMiB > 0 {
+			fmt.Fprintf(out, "    machine load average %.2f before, %.2f after (%d CPUs); amrd's peak RSS %.0f MiB\n",
+				m.LoadBefore, m.LoadAfter, runtime.NumCPU(), m.PeakRSSMiB)
+		}
 	}
 }
 

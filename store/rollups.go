@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -185,20 +186,113 @@ func (s *Store) MaterializeRollups(ctx context.Context, slice time.Duration) (Ro
 }
 
 // materializeSlice writes the buckets of [lo, hi) (days: those ending in (lo, hi]) and
-// moves the materialized point to hi. The hourly buckets, nearly all the work (a window
-// and an aggregate over every raw reading), are written by rollupWorkers transactions at
-// once, each for a range of devices, so that the aggregation uses every core; the series
-// and daily buckets and the new materialized point follow in one transaction. Until
-// that one commits, the new hourly rows lie above the materialized point, where nothing
-// reads them, and a crash in between is redone by the next run (each step deletes its
-// range first).
+// moves the materialized point to hi. The hourly buckets, nearly all the work (every raw
+// reading), are aggregated in Go and copied in (materializeHourly), which sums the
+// series and daily buckets on the way; those and the new materialized point follow in
+// one transaction. Until that one commits, the new hourly rows lie above the
+// materialized point, where nothing reads them, and a crash in between is redone by the
+// next run (each step deletes its range first).
 func (s *Store) materializeSlice(ctx context.Context, lo, hi time.Time) (RollupResult, error) {
 	var r RollupResult
+	var readings, buckets int64
+	var days *sliceRollups // nil: the SQL functions make the series and daily buckets
+	var err error
+	if s.pool.Config().MaxConns >= 2 { // with one connection, a copy would hold it from the readings
+		readings, buckets, days, err = s.materializeHourly(ctx, lo, hi)
+	}
+	if days == nil && (err == nil || errors.Is(err, errNonFinite)) {
+		// Only SQL knows how NaN and infinities aggregate: leave the slice to it.
+		buckets, err = s.materializeHourlySQL(ctx, lo, hi)
+	}
+	if err != nil {
+		return r, fmt.Errorf("hourly rollups: %w", err)
+	}
+	r.Readings, r.Hourly = readings, buckets
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SET LOCAL jit = off`); err != nil {
+			return err
+		}
+		if days == nil {
+			if err := tx.QueryRow(ctx, `SELECT coalesce(sum(count), 0) FROM rollup_hourly WHERE bucket >= $1 AND bucket < $2`, lo, hi).Scan(&r.Readings); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM rollup_series_hourly WHERE bucket >= $1 AND bucket < $2`, lo, hi); err != nil {
+			return err
+		}
+		var err error
+		if days != nil {
+			if r.SeriesHourly, err = copyIn(ctx, tx, days.seriesCopy, seriesCopySQL); err != nil {
+				return fmt.Errorf("series rollups: %w", err)
+			}
+		} else {
+			tag, err := tx.Exec(ctx, `INSERT INTO rollup_series_hourly
+				SELECT series_key, bucket, count(*), sum(count), min(min_value), max(max_value), sum(sum_value), sum(consumption)
+				FROM rollup_hourly WHERE bucket >= $1 AND bucket < $2 GROUP BY series_key, bucket`, lo, hi)
+			if err != nil {
+				return fmt.Errorf("series rollups: %w", err)
+			}
+			r.SeriesHourly = tag.RowsAffected()
+		}
+		if _, err := tx.Exec(ctx, `UPDATE rollup_state SET materialized = $1, updated_at = now()`, hi); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM rollup_daily WHERE day_end > $1 AND day_end <= $2`, lo, hi); err != nil {
+			return err
+		}
+		if days != nil {
+			if r.Daily, err = copyIn(ctx, tx, days.dailyCopy, dailyCopySQL); err != nil {
+				return fmt.Errorf("daily rollups: %w", err)
+			}
+		} else {
+			tag, err := tx.Exec(ctx, `INSERT INTO rollup_daily
+				SELECT * FROM amrd_rollup_daily_from_table($1::timestamptz - interval '2 days', $2) f
+				WHERE f.day_end > $1 AND f.day_end <= $2`, lo, hi)
+			if err != nil {
+				return fmt.Errorf("daily rollups: %w", err)
+			}
+			r.Daily = tag.RowsAffected()
+		}
+		keys, err := unalignedDevices(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if len(keys) > 0 {
+			tag, err := tx.Exec(ctx, `INSERT INTO rollup_daily
+				SELECT * FROM amrd_rollup_daily_from_raw($1::timestamptz - interval '2 days', $2) f
+				WHERE f.day_end > $1 AND f.day_end <= $2 AND f.device_key = ANY($3)`, lo, hi, keys)
+			if err != nil {
+				return fmt.Errorf("daily rollups: %w", err)
+			}
+			r.Daily += tag.RowsAffected()
+		}
+		return nil
+	})
+	return r, err
+}
+
+// copyIn copies the rows that rows encodes in COPY's binary format with the statement
+// copySQL, and returns how many.
+func copyIn(ctx context.Context, tx pgx.Tx, rows func() ([]byte, int64, error), copySQL string) (int64, error) {
+	data, n, err := rows()
+	if err != nil {
+		return 0, err
+	}
+	_, err = tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(data), copySQL)
+	return n, err
+}
+
+// materializeHourlySQL writes the hourly buckets of [lo, hi) with
+// amrd_rollup_hourly_from_raw, rollupWorkers transactions at once, each for a range of
+// devices (the aggregation is CPU-bound in PostgreSQL, one transaction a core). It
+// returns how many buckets it wrote.
+func (s *Store) materializeHourlySQL(ctx context.Context, lo, hi time.Time) (int64, error) {
 	parts, err := s.devicePartitions(ctx, s.rollupWorkers)
 	if err != nil {
-		return r, err
+		return 0, err
 	}
 	var mu sync.Mutex
+	var n int64
 	g, gctx := errgroup.WithContext(ctx)
 	for _, p := range parts {
 		g.Go(func() error {
@@ -214,66 +308,16 @@ func (s *Store) materializeSlice(ctx context.Context, lo, hi time.Time) (RollupR
 				tag, err := tx.Exec(gctx, `INSERT INTO rollup_hourly SELECT * FROM amrd_rollup_hourly_from_raw($1, $2)
 					WHERE device_key BETWEEN $3 AND $4`, lo, hi, p[0], p[1])
 				if err != nil {
-					return fmt.Errorf("hourly rollups: %w", err)
+					return err
 				}
 				mu.Lock()
-				r.Hourly += tag.RowsAffected()
+				n += tag.RowsAffected()
 				mu.Unlock()
 				return nil
 			})
 		})
 	}
-	if err := g.Wait(); err != nil {
-		return r, err
-	}
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SET LOCAL jit = off`); err != nil {
-			return err
-		}
-		if err := tx.QueryRow(ctx, `SELECT coalesce(sum(count), 0) FROM rollup_hourly WHERE bucket >= $1 AND bucket < $2`, lo, hi).Scan(&r.Readings); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `DELETE FROM rollup_series_hourly WHERE bucket >= $1 AND bucket < $2`, lo, hi); err != nil {
-			return err
-		}
-		tag, err := tx.Exec(ctx, `INSERT INTO rollup_series_hourly
-			SELECT series_key, bucket, count(*), sum(count), min(min_value), max(max_value), sum(sum_value), sum(consumption)
-			FROM rollup_hourly WHERE bucket >= $1 AND bucket < $2 GROUP BY series_key, bucket`, lo, hi)
-		if err != nil {
-			return fmt.Errorf("series rollups: %w", err)
-		}
-		r.SeriesHourly = tag.RowsAffected()
-		// Days read the hours through the real-time view, which must now take them from
-		// the table: move the materialized point first (same transaction).
-		if _, err := tx.Exec(ctx, `UPDATE rollup_state SET materialized = $1, updated_at = now()`, hi); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `DELETE FROM rollup_daily WHERE day_end > $1 AND day_end <= $2`, lo, hi); err != nil {
-			return err
-		}
-		tag, err = tx.Exec(ctx, `INSERT INTO rollup_daily
-			SELECT * FROM amrd_rollup_daily_from_table($1::timestamptz - interval '2 days', $2) f
-			WHERE f.day_end > $1 AND f.day_end <= $2`, lo, hi)
-		if err != nil {
-			return fmt.Errorf("daily rollups: %w", err)
-		}
-		r.Daily = tag.RowsAffected()
-		keys, err := unalignedDevices(ctx, tx)
-		if err != nil {
-			return err
-		}
-		if len(keys) > 0 {
-			tag, err = tx.Exec(ctx, `INSERT INTO rollup_daily
-				SELECT * FROM amrd_rollup_daily_from_raw($1::timestamptz - interval '2 days', $2) f
-				WHERE f.day_end > $1 AND f.day_end <= $2 AND f.device_key = ANY($3)`, lo, hi, keys)
-			if err != nil {
-				return fmt.Errorf("daily rollups: %w", err)
-			}
-			r.Daily += tag.RowsAffected()
-		}
-		return nil
-	})
-	return r, err
+	return n, g.Wait()
 }
 
 // devicePartitions splits the device keys into n ranges of about as many devices each
