@@ -206,9 +206,14 @@ func orgOf(o *uuid.UUID) any {
 // made itself (a FieldError, a ConflictError, a sentinel it wrapped with what it was
 // doing) is returned as it is.
 func (s *Store) inTx(ctx context.Context, op string, fn func(pgx.Tx) error) error {
-	err := pgx.BeginFunc(ctx, s.pool, fn)
-	if err == nil || !fromDatabase(err) {
-		return err
+	return s.inTxWith(ctx, op, pgx.TxOptions{}, fn)
+}
+
+// inTxWith is inTx with other transaction options (isolation, read only).
+func (s *Store) inTxWith(ctx context.Context, op string, opts pgx.TxOptions, fn func(pgx.Tx) error) error {
+	err := pgx.BeginTxFunc(ctx, s.pool, opts, fn)
+	if fromDatabase(err) {
+		return mapErr(op, err)
 	}
-	return mapErr(op, err)
+	return err
 }

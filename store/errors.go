@@ -68,8 +68,8 @@ var referrers = map[string]string{
 // mapErr turns a pgx error into the package's sentinels, for one operation (op, e.g.
 // "creating a membership"). It is the only place that looks inside pgx errors.
 func mapErr(op string, err error) error {
-	if err == nil {
-		return nil
+	if err == nil || ours(err) {
+		return err
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("%s: %w", op, err)
@@ -124,10 +124,24 @@ func mapErr(op string, err error) error {
 	return fmt.Errorf("%s: %w", op, safeErr(err))
 }
 
+// ours reports an error that is one of the store's own already (a sentinel, or a
+// FieldError, ConflictError or StaleCatalogError), whatever it wraps besides.
+func ours(err error) bool {
+	var fe *FieldError
+	var ce *ConflictError
+	var se *StaleCatalogError
+	for _, s := range []error{ErrNotFound, ErrConflict, ErrUnavailable, ErrInvalid, ErrRollupBusy, ErrNoSecret} {
+		if errors.Is(err, s) {
+			return true
+		}
+	}
+	return errors.As(err, &fe) || errors.As(err, &ce) || errors.As(err, &se)
+}
+
 // fromDatabase reports an error that came from the database, the driver or the
 // connection (what mapErr maps), as opposed to one the store's own code made.
 func fromDatabase(err error) bool {
-	if err == nil {
+	if err == nil || ours(err) {
 		return false
 	}
 	var pe *pgconn.PgError

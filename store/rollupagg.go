@@ -442,7 +442,7 @@ func (s *Store) materializeHourly(ctx context.Context, lo, hi time.Time) (readin
 	pr, pw := io.Pipe()
 	out := newHourlyCopy(pw)
 	g.Go(func() error {
-		err := pgx.BeginFunc(gctx, s.pool, func(tx pgx.Tx) error {
+		err := s.inTx(gctx, "copying the hourly rollups", func(tx pgx.Tx) error {
 			if _, err := tx.Exec(gctx, `DELETE FROM rollup_hourly WHERE bucket >= $1 AND bucket < $2`, lo, hi); err != nil {
 				return err
 			}
@@ -509,7 +509,7 @@ func (s *Store) materializeHourly(ctx context.Context, lo, hi time.Time) (readin
 // sorts each and sends it, with the probes it needs, on out. Each batch spans as many
 // hours as make about batchReadings readings at the rate of the previous one.
 func (s *Store) readBatches(ctx context.Context, agg *hourlyAggregator, lo, hi time.Time, out chan<- *readingBatch) error {
-	return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+	return s.inTxWith(ctx, "reading the raw readings", pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		seen := map[pairKey]bool{}
 		a := lo.Add(-time.Hour)
 		// A first batch of two hours, so that the copy begins early.

@@ -101,7 +101,7 @@ var ErrRollupBusy = errors.New("readings were being written throughout: the roll
 // It first tries for up to a second without queueing, so that under a steady stream of
 // batches it slips in between them instead of making them queue behind it.
 func (s *Store) MoveRollupThreshold(ctx context.Context, to time.Time) error {
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	return s.inTx(ctx, "moving the rollup threshold", func(tx pgx.Tx) error {
 		got := false
 		for i := 0; i < 100 && !got; i++ {
 			if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, rollupLock).Scan(&got); err != nil {
@@ -122,10 +122,6 @@ func (s *Store) MoveRollupThreshold(ctx context.Context, to time.Time) error {
 		_, err := tx.Exec(ctx, `UPDATE rollup_state SET threshold = $1, updated_at = now() WHERE threshold < $1`, to)
 		return err
 	})
-	if errors.Is(err, ErrRollupBusy) {
-		return err
-	}
-	return mapErr("moving the rollup threshold", err)
 }
 
 // rollupStart is where a first materialization begins: the hour of the oldest chunk of
@@ -208,10 +204,7 @@ func (s *Store) materializeSlice(ctx context.Context, lo, hi time.Time) (RollupR
 		return r, fmt.Errorf("hourly rollups: %w", err)
 	}
 	r.Readings, r.Hourly = readings, buckets
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SET LOCAL jit = off`); err != nil {
-			return err
-		}
+	err = s.inTx(ctx, "materializing rollups", func(tx pgx.Tx) error {
 		if days == nil {
 			if err := tx.QueryRow(ctx, `SELECT coalesce(sum(count), 0) FROM rollup_hourly WHERE bucket >= $1 AND bucket < $2`, lo, hi).Scan(&r.Readings); err != nil {
 				return err
@@ -296,11 +289,7 @@ func (s *Store) materializeHourlySQL(ctx context.Context, lo, hi time.Time) (int
 	g, gctx := errgroup.WithContext(ctx)
 	for _, p := range parts {
 		g.Go(func() error {
-			return pgx.BeginFunc(gctx, s.pool, func(tx pgx.Tx) error {
-				// One long query: JIT compilation costs it more than it saves.
-				if _, err := tx.Exec(gctx, `SET LOCAL jit = off`); err != nil {
-					return err
-				}
+			return s.inTx(gctx, "materializing hourly rollups", func(tx pgx.Tx) error {
 				if _, err := tx.Exec(gctx, `DELETE FROM rollup_hourly WHERE bucket >= $1 AND bucket < $2
 					AND device_key BETWEEN $3 AND $4`, lo, hi, p[0], p[1]); err != nil {
 					return err
@@ -370,11 +359,8 @@ func unalignedDevices(ctx context.Context, q querier) ([]int32, error) {
 // when there were no marks.
 func (s *Store) RecomputeMarked(ctx context.Context, limit int) (RollupResult, error) {
 	var r RollupResult
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, "recomputing marked rollups", func(tx pgx.Tx) error {
 		r = RollupResult{}
-		if _, err := tx.Exec(ctx, `SET LOCAL jit = off`); err != nil {
-			return err
-		}
 		var mat, hor pgtype.Timestamptz
 		if err := tx.QueryRow(ctx, `SELECT materialized, raw_horizon FROM rollup_state`).Scan(&mat, &hor); err != nil {
 			return err
