@@ -27,7 +27,7 @@ type Store struct {
 	log   *slog.Logger
 	// keys seals meter security keys; nil without Config.Secret.
 	keys *keyRing
-	// rollupWorkers is how many transactions materialize hourly rollups at once.
+	// rollupWorkers is how many transactions materialize hourly rollups at once in SQL.
 	rollupWorkers int
 }
 
@@ -43,9 +43,10 @@ type Config struct {
 	// SecretFallbacks are SECRET_KEY_FALLBACKS: earlier secrets, whose keys still
 	// decrypt what they encrypted (Secret is tried first). Only Secret encrypts.
 	SecretFallbacks []string
-	// RollupWorkers is how many transactions materialize hourly rollups at once, each
-	// for a range of devices (default 2: the aggregation is CPU-bound in PostgreSQL, and
-	// one transaction uses one core).
+	// RollupWorkers is how many transactions materialize hourly rollups at once, each for
+	// a range of devices, when a slice is left to the SQL functions (a NaN or an infinity
+	// in it, or a pool of one connection; the job aggregates in Go otherwise). Default 2:
+	// that aggregation is CPU-bound in PostgreSQL, one transaction a core.
 	RollupWorkers int
 }
 
