@@ -57,13 +57,8 @@ func makeFleet(ctx context.Context, conn *pgx.Conn, n int) (*fleet, error) {
 	}
 	f := &fleet{devices: n}
 	for _, s := range seriesNames {
-		var id string
-		var key int32
-		if err := conn.QueryRow(ctx, `INSERT INTO meter_reading_series (organization_id, name, unit, affected_by_ct_ratio) VALUES ($1, $2, 'kWh', true) RETURNING id, key`,
-			org, s).Scan(&id, &key); err != nil {
-			return nil, err
-		}
-		if _, err := conn.Exec(ctx, `INSERT INTO meter_device_config_series (config_id, series_id) VALUES ($1, $2)`, cfg, id); err != nil {
+		_, key, err := addSeries(ctx, conn, org, cfg, s)
+		if err != nil {
 			return nil, err
 		}
 		f.seriesKeys = append(f.seriesKeys, key)
@@ -88,4 +83,15 @@ func makeFleet(ctx context.Context, conn *pgx.Conn, n int) (*fleet, error) {
 		return nil, fmt.Errorf("made %d meters, found %d", n, len(f.deviceKeys))
 	}
 	return f, nil
+}
+
+// addSeries creates a cumulative kWh series (affected by the CT ratio) in org and allows
+// it in the config cfg; it returns the series' id and key.
+func addSeries(ctx context.Context, conn *pgx.Conn, org, cfg, name string) (id string, key int32, err error) {
+	if err := conn.QueryRow(ctx, `INSERT INTO meter_reading_series (organization_id, name, unit, affected_by_ct_ratio) VALUES ($1, $2, 'kWh', true) RETURNING id, key`,
+		org, name).Scan(&id, &key); err != nil {
+		return "", 0, err
+	}
+	_, err = conn.Exec(ctx, `INSERT INTO meter_device_config_series (config_id, series_id) VALUES ($1, $2)`, cfg, id)
+	return id, key, err
 }

@@ -196,13 +196,8 @@ func makeReadFleet(ctx context.Context, conn *pgx.Conn, meters, others int) (*re
 			return nil, err
 		}
 		for _, s := range readSeries {
-			var id string
-			var key int32
-			if err := conn.QueryRow(ctx, `INSERT INTO meter_reading_series (organization_id, name, unit, affected_by_ct_ratio) VALUES ($1, $2, 'kWh', true) RETURNING id, key`,
-				org, s).Scan(&id, &key); err != nil {
-				return nil, err
-			}
-			if _, err := conn.Exec(ctx, `INSERT INTO meter_device_config_series (config_id, series_id) VALUES ($1, $2)`, cfg, id); err != nil {
+			id, key, err := addSeries(ctx, conn, org, cfg, s)
+			if err != nil {
 				return nil, err
 			}
 			f.seriesKeys[o], f.seriesIDs[o] = append(f.seriesKeys[o], key), append(f.seriesIDs[o], id)
