@@ -26,7 +26,7 @@ fi
 
 if [ -z "${AMRD_TEST_DATABASE_URL:-}" ]; then
   name=test-$$
-  port=55500
+  port=25500
   while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
   trap 'bash "$here/tsdb.sh" destroy "$name"' EXIT
   trap 'exit 130' INT TERM
