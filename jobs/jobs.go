@@ -51,7 +51,7 @@ type Store interface {
 	RecomputeMarked(ctx context.Context, limit int) (store.RollupResult, error)
 	ReadingsRetentionCutoff(ctx context.Context, want time.Time) (time.Time, error)
 
-	ClusterReadingChunks(ctx context.Context, before time.Time, max int) ([]store.ChunkReorder, error)
+	ClusterReadingChunks(ctx context.Context, before time.Time, max int, seen map[string]int64) ([]store.ChunkReorder, error)
 }
 
 // Executor performs one run of its execution type. The context carries the run's
@@ -121,8 +121,9 @@ type Config struct {
 	// rewrite in key order (ClusterReadings). Default 10 min.
 	ClusterEvery time.Duration
 	// ClusterAfter is how long after its day ended a readings chunk counts as settled
-	// (AMRD_CLUSTER_AFTER_HOURS): late readings into it are rare by then, and CLUSTER
-	// locks the chunk while it runs. Default 48 h.
+	// (AMRD_CLUSTER_AFTER_HOURS), if no reading came into it since the previous run: late
+	// readings into it are rare by then, and CLUSTER locks the chunk while it runs.
+	// Default 48 h.
 	ClusterAfter time.Duration
 	// NoCluster leaves the readings chunks as written (AMRD_CLUSTER_READINGS=false).
 	NoCluster bool
@@ -200,6 +201,10 @@ type Jobs struct {
 	types []string
 	log   *slog.Logger
 	m     *metrics
+	// chunkWrites are the written-row counts of the readings chunks that wait to be
+	// clustered, as the last cluster_readings run saw them (only that job uses it, one
+	// run at a time).
+	chunkWrites map[string]int64
 
 	mu       sync.Mutex
 	inFlight int
@@ -223,7 +228,7 @@ func New(cfg Config, st Store, executors map[string]Executor, log *slog.Logger, 
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Jobs{cfg: cfg, st: st, execs: executors, types: types, log: log.With("component", "jobs"), m: m,
-		runCtx: ctx, cancelRun: cancel}, nil
+		runCtx: ctx, cancelRun: cancel, chunkWrites: map[string]int64{}}, nil
 }
 
 // Run schedules the jobs until ctx ends, then stops the scheduler, cancels the runs in

@@ -12,11 +12,12 @@ import (
 const clusterBatch = 2
 
 // ClusterReadings rewrites the readings chunks that have settled (their day ended
-// ClusterAfter ago) in key order, a few a run, so that a chart of one meter's series
+// ClusterAfter ago, and no row came into them since the previous run) in key order, a
+// few a run, so that a chart of one meter's series
 // reads a page or two a day instead of a page a reading (store.ClusterReadingChunks).
 func (j *Jobs) ClusterReadings(ctx context.Context, now time.Time) error {
 	return j.locked(ctx, "cluster_readings", func(ctx context.Context) error {
-		done, err := j.st.ClusterReadingChunks(ctx, now.Add(-j.cfg.ClusterAfter), clusterBatch)
+		done, err := j.st.ClusterReadingChunks(ctx, now.Add(-j.cfg.ClusterAfter), clusterBatch, j.chunkWrites)
 		for _, c := range done {
 			j.m.clustered.Inc()
 			j.log.Info("readings chunk clustered", "chunk", c.Chunk, "range_end", c.RangeEnd.Format(time.RFC3339),

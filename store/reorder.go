@@ -28,41 +28,59 @@ type ChunkReorder struct {
 
 // clusterLockWait bounds how long CLUSTER waits for its lock on a chunk: a reader or
 // writer in the chunk makes it give up for this run instead of queueing every later
-// writer of the chunk behind it.
-const clusterLockWait = 2 * time.Second
+// reader and writer of the chunk behind it for longer.
+const clusterLockWait = 500 * time.Millisecond
 
 // ClusterReadingChunks clusters, oldest first, up to max readings chunks whose range
-// ended at or before `before` and whose key index is not clustered yet, stopping early
-// when ctx ends. A chunk whose lock it cannot get within clusterLockWait is left for the
-// next run (no error). It returns the chunks it rewrote.
-func (s *Store) ClusterReadingChunks(ctx context.Context, before time.Time, max int) ([]ChunkReorder, error) {
+// ended at or before `before`, whose key index is not clustered yet and that are quiet,
+// stopping early when ctx ends. It returns the chunks it rewrote.
+//
+// Quiet: a chunk's range says nothing of when it is written (a collector catching up or
+// `amrd import` write old days), and CLUSTER locks out its writers while it runs. So a
+// chunk is rewritten only when its count of written rows (pg_stat_all_tables) is what
+// the previous call saw in seen, which the caller keeps between calls: no row came in
+// between. seen is updated with the counts of every candidate; a nil seen clusters every
+// candidate at once (tests, the benchmark's database that nothing writes). A chunk whose
+// lock it cannot get within clusterLockWait is left for the next call (no error).
+func (s *Store) ClusterReadingChunks(ctx context.Context, before time.Time, max int, seen map[string]int64) ([]ChunkReorder, error) {
 	rows, err := s.pool.Query(ctx, `
-		SELECT format('%I.%I', c.chunk_schema, c.chunk_name), c.range_end, quote_ident(ic.relname)
+		SELECT format('%I.%I', c.chunk_schema, c.chunk_name), c.range_end, quote_ident(ic.relname),
+			coalesce(st.n_tup_ins + st.n_tup_upd + st.n_tup_del, 0)
 		FROM timescaledb_information.chunks c
 		JOIN pg_index i ON i.indrelid = format('%I.%I', c.chunk_schema, c.chunk_name)::regclass AND i.indisunique
 		JOIN pg_class ic ON ic.oid = i.indexrelid
+		LEFT JOIN pg_stat_all_tables st ON st.relid = i.indrelid
 		WHERE c.hypertable_schema = 'public' AND c.hypertable_name = 'meter_readings'
 			AND c.range_end <= $1 AND NOT i.indisclustered
-		ORDER BY c.range_end
-		LIMIT $2`, before, max)
+		ORDER BY c.range_end`, before)
 	if err != nil {
 		return nil, mapErr("listing chunks to cluster", err)
 	}
 	type todo struct {
 		chunk, index string
 		end          time.Time
+		writes       int64
 	}
 	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (todo, error) {
 		var t todo
-		return t, r.Scan(&t.chunk, &t.end, &t.index)
+		return t, r.Scan(&t.chunk, &t.end, &t.index, &t.writes)
 	})
 	if err != nil {
 		return nil, mapErr("listing chunks to cluster", err)
 	}
 	var done []ChunkReorder
+	candidates := map[string]bool{}
 	for _, t := range list {
-		if ctx.Err() != nil {
-			break
+		candidates[t.chunk] = true
+		last, known := seen[t.chunk]
+		if seen != nil {
+			seen[t.chunk] = t.writes
+			if !known || last != t.writes {
+				continue
+			}
+		}
+		if ctx.Err() != nil || len(done) >= max {
+			continue
 		}
 		t0 := time.Now()
 		ok, err := s.clusterChunk(ctx, t.chunk, t.index)
@@ -71,6 +89,12 @@ func (s *Store) ClusterReadingChunks(ctx context.Context, before time.Time, max 
 		}
 		if ok {
 			done = append(done, ChunkReorder{Chunk: t.chunk, RangeEnd: t.end, Took: time.Since(t0)})
+			delete(seen, t.chunk)
+		}
+	}
+	for c := range seen {
+		if !candidates[c] {
+			delete(seen, c) // clustered, or dropped by retention
 		}
 	}
 	return done, nil

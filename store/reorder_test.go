@@ -38,7 +38,7 @@ func TestClusterReadingChunks(t *testing.T) {
 	require.False(t, inOrder(day0))
 
 	// Only chunks that ended at or before the cutoff, oldest first, at most max of them.
-	done, err := st.ClusterReadingChunks(ctx, day0.Add(48*time.Hour), 1)
+	done, err := st.ClusterReadingChunks(ctx, day0.Add(48*time.Hour), 1, nil)
 	require.NoError(t, err)
 	require.Len(t, done, 1)
 	require.Equal(t, day0.Add(24*time.Hour), done[0].RangeEnd.UTC())
@@ -55,24 +55,56 @@ func TestClusterReadingChunks(t *testing.T) {
 	require.NoError(t, tx.QueryRow(ctx, `SELECT count(*) FROM meter_readings WHERE ts >= $1 AND ts < $2`,
 		day0.Add(24*time.Hour), day0.Add(48*time.Hour)).Scan(&n))
 	require.Equal(t, 96*20, n)
-	done, err = st.ClusterReadingChunks(ctx, day0.Add(48*time.Hour), 10)
+	done, err = st.ClusterReadingChunks(ctx, day0.Add(48*time.Hour), 10, nil)
 	require.NoError(t, err)
 	require.Empty(t, done)
 	require.NoError(t, tx.Rollback(ctx))
 
-	done, err = st.ClusterReadingChunks(ctx, day0.Add(48*time.Hour), 10)
+	done, err = st.ClusterReadingChunks(ctx, day0.Add(48*time.Hour), 10, nil)
 	require.NoError(t, err)
 	require.Len(t, done, 1)
 	require.True(t, inOrder(day0.Add(24*time.Hour)))
 	require.False(t, inOrder(day0.Add(48*time.Hour)), "the chunk after the cutoff stays as written")
 
 	// Clustered chunks are not rewritten again, and nothing changed but the order.
-	done, err = st.ClusterReadingChunks(ctx, day0.Add(72*time.Hour), 10)
+	done, err = st.ClusterReadingChunks(ctx, day0.Add(72*time.Hour), 10, nil)
 	require.NoError(t, err)
 	require.Len(t, done, 1)
 	require.Equal(t, day0.Add(72*time.Hour), done[0].RangeEnd.UTC())
-	done, err = st.ClusterReadingChunks(ctx, day0.Add(72*time.Hour), 10)
+	done, err = st.ClusterReadingChunks(ctx, day0.Add(72*time.Hour), 10, nil)
 	require.NoError(t, err)
 	require.Empty(t, done)
 	require.Equal(t, before, storetest.Rows(t, url, `SELECT device_key, series_key, ts, value::text FROM meter_readings ORDER BY 1, 2, 3`))
+}
+
+// With the counts of the previous call, a chunk is rewritten only once no row came
+// into it since: an import into an old day is not locked out halfway.
+func TestClusterWaitsForQuietChunks(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	st, url := storetest.New(t)
+	day0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	storetest.Exec(t, url, `INSERT INTO meter_readings (device_key, series_key, ts, value, factor)
+		SELECT d, 1, t, 1, 1 FROM generate_series($1::timestamptz, $1::timestamptz + interval '2 days' - interval '1 hour', interval '1 hour') t,
+			generate_series(1, 5) d ORDER BY t, d`, day0)
+	seen := map[string]int64{}
+	cutoff := day0.Add(48 * time.Hour)
+	done, err := st.ClusterReadingChunks(ctx, cutoff, 10, seen)
+	require.NoError(t, err)
+	require.Empty(t, done, "a chunk not seen before is not known to be quiet")
+	require.Len(t, seen, 2)
+
+	// A late reading into the first day: that day waits for another quiet interval.
+	storetest.Exec(t, url, `INSERT INTO meter_readings (device_key, series_key, ts, value, factor) VALUES (9, 1, $1, 1, 1)`, day0.Add(time.Minute))
+	done, err = st.ClusterReadingChunks(ctx, cutoff, 10, seen)
+	require.NoError(t, err)
+	require.Len(t, done, 1)
+	require.Equal(t, day0.Add(48*time.Hour), done[0].RangeEnd.UTC(), "the second day, untouched, is rewritten")
+	require.Len(t, seen, 1)
+
+	done, err = st.ClusterReadingChunks(ctx, cutoff, 10, seen)
+	require.NoError(t, err)
+	require.Len(t, done, 1)
+	require.Equal(t, day0.Add(24*time.Hour), done[0].RangeEnd.UTC())
+	require.Empty(t, seen)
 }
