@@ -45,7 +45,7 @@ const clusterLockWait = 500 * time.Millisecond
 func (s *Store) ClusterReadingChunks(ctx context.Context, before time.Time, max int, seen map[string]int64) ([]ChunkReorder, error) {
 	rows, err := s.pool.Query(ctx, `
 		SELECT format('%I.%I', c.chunk_schema, c.chunk_name), c.range_end, quote_ident(ic.relname),
-			coalesce(st.n_tup_ins + st.n_tup_upd + st.n_tup_del, 0)
+			quote_ident(c.chunk_name || '_created_at_idx'), coalesce(st.n_tup_ins + st.n_tup_upd + st.n_tup_del, 0)
 		FROM timescaledb_information.chunks c
 		JOIN pg_index i ON i.indrelid = format('%I.%I', c.chunk_schema, c.chunk_name)::regclass AND i.indisunique
 		JOIN pg_class ic ON ic.oid = i.indexrelid
@@ -57,13 +57,13 @@ func (s *Store) ClusterReadingChunks(ctx context.Context, before time.Time, max 
 		return nil, mapErr("listing chunks to cluster", err)
 	}
 	type todo struct {
-		chunk, index string
-		end          time.Time
-		writes       int64
+		chunk, index, created string
+		end                   time.Time
+		writes                int64
 	}
 	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (todo, error) {
 		var t todo
-		return t, r.Scan(&t.chunk, &t.end, &t.index, &t.writes)
+		return t, r.Scan(&t.chunk, &t.end, &t.index, &t.created, &t.writes)
 	})
 	if err != nil {
 		return nil, mapErr("listing chunks to cluster", err)
@@ -83,7 +83,7 @@ func (s *Store) ClusterReadingChunks(ctx context.Context, before time.Time, max 
 			continue
 		}
 		t0 := time.Now()
-		ok, err := s.clusterChunk(ctx, t.chunk, t.index)
+		ok, err := s.clusterChunk(ctx, t.chunk, t.index, t.created)
 		if err != nil {
 			return done, err
 		}
@@ -103,7 +103,15 @@ func (s *Store) ClusterReadingChunks(ctx context.Context, before time.Time, max 
 // clusterChunk runs CLUSTER on one chunk (not allowed inside a transaction, so on a
 // connection of its own with a session lock timeout that it resets). false: the chunk
 // was busy or was dropped meanwhile.
-func (s *Store) clusterChunk(ctx context.Context, chunk, index string) (bool, error) {
+//
+// First it gives the chunk a B-tree on created_at (named created). In key order a page
+// range of the chunk holds a whole day of created_at, so its BRIN index on created_at,
+// which prunes well in arrival order, no longer convinces the planner: "readings taken
+// in over the last hours" would scan every rewritten day. The B-tree is small (rows
+// written in one transaction share created_at, and B-trees store a repeated key once)
+// and costs nothing on ingestion: settled days are hardly written. It is made before
+// CLUSTER, so that a chunk is never clustered without it.
+func (s *Store) clusterChunk(ctx context.Context, chunk, index, created string) (bool, error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return false, mapErr("clustering "+chunk, err)
@@ -112,7 +120,10 @@ func (s *Store) clusterChunk(ctx context.Context, chunk, index string) (bool, er
 	if _, err := conn.Exec(ctx, fmt.Sprintf("SET lock_timeout = %d", clusterLockWait.Milliseconds())); err != nil {
 		return false, mapErr("clustering "+chunk, err)
 	}
-	_, err = conn.Exec(ctx, "CLUSTER "+chunk+" USING "+index)
+	_, err = conn.Exec(ctx, "CREATE INDEX IF NOT EXISTS "+created+" ON "+chunk+" (created_at)")
+	if err == nil {
+		_, err = conn.Exec(ctx, "CLUSTER "+chunk+" USING "+index)
+	}
 	if _, rerr := conn.Exec(context.WithoutCancel(ctx), "RESET lock_timeout"); rerr != nil {
 		// A connection in an unknown state must not go back to the pool.
 		_ = conn.Conn().Close(context.WithoutCancel(ctx))

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,8 +20,8 @@ func TestClusterReadingChunks(t *testing.T) {
 	// Three days of quarter-hourly readings of 20 pairs, written in time order (as they
 	// arrive): three day chunks, each in time order on disk.
 	day0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
-	storetest.Exec(t, url, `INSERT INTO meter_readings (device_key, series_key, ts, value, factor)
-		SELECT d, s, t, (extract(epoch FROM t) / 900)::numeric + d * 1000 + s, 1
+	storetest.Exec(t, url, `INSERT INTO meter_readings (device_key, series_key, ts, value, factor, created_at)
+		SELECT d, s, t, (extract(epoch FROM t) / 900)::numeric + d * 1000 + s, 1, t + interval '1 minute'
 		FROM generate_series($1::timestamptz, $1::timestamptz + interval '3 days' - interval '15 minutes', interval '15 minutes') t,
 			generate_series(1, 10) d, generate_series(1, 2) s
 		ORDER BY t, d, s`, day0)
@@ -43,6 +44,19 @@ func TestClusterReadingChunks(t *testing.T) {
 	require.Len(t, done, 1)
 	require.Equal(t, day0.Add(24*time.Hour), done[0].RangeEnd.UTC())
 	require.True(t, inOrder(day0))
+	// A rewritten day gets a B-tree on created_at, so that "readings taken in over the
+	// last hours" does not scan it.
+	var withIndex []string
+	storetest.Query(t, url, `SELECT array_agg(tablename::text ORDER BY tablename) FROM pg_indexes
+		WHERE schemaname = '_timescaledb_internal' AND indexname LIKE '%\_created\_at\_idx'`, nil, &withIndex)
+	require.Equal(t, []string{strings.TrimPrefix(done[0].Chunk, "_timescaledb_internal.")}, withIndex)
+	var plan []string
+	storetest.Exec(t, url, `ANALYZE `+done[0].Chunk) // as autovacuum does after a rewrite
+	rows := storetest.Rows(t, url, `EXPLAIN (COSTS OFF) SELECT count(*) FROM `+done[0].Chunk+` WHERE created_at > now() - interval '6 hours'`)
+	for _, r := range rows {
+		plan = append(plan, r[0].(string))
+	}
+	require.NotContains(t, strings.Join(plan, "\n"), "Seq Scan", "a rewritten day is scanned for recent readings")
 	require.False(t, inOrder(day0.Add(24*time.Hour)))
 
 	// A chunk in use is left for the next run, without an error, after a bounded wait.
