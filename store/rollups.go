@@ -100,7 +100,17 @@ var ErrRollupBusy = errors.New("readings were being written throughout: the roll
 // readings) and, while it holds the lock, new writers wait for it: a few milliseconds.
 // It first tries for up to a second without queueing, so that under a steady stream of
 // batches it slips in between them instead of making them queue behind it.
+//
+// A threshold already at or past to is left alone without the lock: the threshold only
+// moves forward, and the job asks for the same hour every run until the next one.
 func (s *Store) MoveRollupThreshold(ctx context.Context, to time.Time) error {
+	var moves bool
+	if err := s.pool.QueryRow(ctx, `SELECT threshold < $1 FROM rollup_state`, to).Scan(&moves); err != nil {
+		return mapErr("moving the rollup threshold", err)
+	}
+	if !moves {
+		return nil
+	}
 	return s.inTx(ctx, "moving the rollup threshold", func(tx pgx.Tx) error {
 		got := false
 		for i := 0; i < 100 && !got; i++ {
