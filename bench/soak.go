@@ -1577,7 +1577,7 @@ func (s *soak) verify(ctx context.Context, res *SoakResult, metrics map[string]f
 
 func jobCounts(m map[string]float64) string {
 	var parts []string
-	for _, job := range []string{"plan", "dispatch", "rollups", "retention", "promote_staged", "release_blocks"} {
+	for _, job := range []string{"plan", "dispatch", "rollups", "retention", "promote_staged", "release_blocks", "cluster_readings"} {
 		parts = append(parts, fmt.Sprintf("%s %.0f", job, m[`amrd_job_runs_total{job="`+job+`"}`]))
 	}
 	return strings.Join(parts, ", ")
