@@ -59,3 +59,7 @@ func (s *Store) SeriesHasReadingsProbeAll(ctx context.Context, series uuid.UUID)
 			LIMIT 1) r)`, series).Scan(&found)
 	return found, err
 }
+
+// SetDenseRecompute makes RecomputeMarked re-aggregate every batch of marks it can
+// (1), never (-1), or when cheaper (0, amrd's).
+func (s *Store) SetDenseRecompute(mode int) { s.denseRecompute = mode }

@@ -291,10 +291,16 @@ func mustZone(name string) *time.Location {
 	return z
 }
 
-func TestRollupsMatchRawReadings(t *testing.T) {
+func TestRollupsMatchRawReadings(t *testing.T) { rollupsMatchRawReadings(t, -1) }
+
+// TestRollupsMatchRawReadingsDense: the same, every batch of marks recomputed by re-aggregation.
+func TestRollupsMatchRawReadingsDense(t *testing.T) { rollupsMatchRawReadings(t, 1) }
+
+func rollupsMatchRawReadings(t *testing.T, dense int) {
 	t.Parallel()
 	ctx := testCtx(t)
 	st, url := storetest.New(t)
+	st.SetDenseRecompute(dense)
 	conn := connect(t, url)
 	keys, ser := rollupFleet(t, url)
 	zones := map[int32]*time.Location{keys["sthlm"]: mustZone("Europe/Stockholm"),
@@ -431,10 +437,16 @@ func TestRollupsMatchRawReadings(t *testing.T) {
 // keep writing readings just below and above it: once the marks are recomputed, every
 // bucket matches the raw readings (a reading is either seen by the materialization or
 // marked, never neither).
-func TestRollupsUnderConcurrentWrites(t *testing.T) {
+func TestRollupsUnderConcurrentWrites(t *testing.T) { rollupsUnderConcurrentWrites(t, -1) }
+
+// TestRollupsUnderConcurrentWritesDense: the same, every batch of marks recomputed by re-aggregation.
+func TestRollupsUnderConcurrentWritesDense(t *testing.T) { rollupsUnderConcurrentWrites(t, 1) }
+
+func rollupsUnderConcurrentWrites(t *testing.T, dense int) {
 	t.Parallel()
 	ctx := testCtx(t)
 	st, url := storetest.New(t)
+	st.SetDenseRecompute(dense)
 	conn := connect(t, url)
 	keys, ser := rollupFleet(t, url)
 	zones := map[int32]*time.Location{keys["sthlm"]: mustZone("Europe/Stockholm"),
@@ -487,8 +499,47 @@ func TestRollupsUnderConcurrentWrites(t *testing.T) {
 	_, err = st.RecomputeMarked(ctx, 100000)
 	require.NoError(t, err)
 
+	// Late readings between the stored ones, all below the materialized point, written
+	// while the job recomputes their marks (in dense mode by re-aggregating whole hours,
+	// which the writers keep writing into).
+	late := 0
+	if dense == 1 {
+		late = 3 * 120
+		var lw sync.WaitGroup
+		for w, name := range []string{"sthlm", "kolkata", "utc"} {
+			lw.Add(1)
+			go func() {
+				defer lw.Done()
+				for i := range 120 {
+					ts := start.Add(time.Duration((i*11+w*7)%(hours*60))*time.Minute + 30*time.Second)
+					rows := []store.ReadingRow{{DeviceKey: keys[name], SeriesKey: ser, Time: ts, Value: *apd.New(int64(i), 0), Factor: 1}}
+					if _, err := st.WriteReadings(ctx, store.AnyCatalog, rows, nil); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		ldone := make(chan struct{})
+		go func() { lw.Wait(); close(ldone) }()
+		for running := true; running; {
+			select {
+			case <-ldone:
+				running = false
+			default:
+			}
+			_, err := st.RecomputeMarked(ctx, 50)
+			require.NoError(t, err)
+		}
+		_, err = st.RecomputeMarked(ctx, 100000)
+		require.NoError(t, err)
+		var left int
+		require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM rollup_marks`).Scan(&left))
+		require.Zero(t, left)
+	}
+
 	rs := storedReadings(t, conn)
-	require.Len(t, rs, 3*hours*60)
+	require.Len(t, rs, 3*hours*60+late)
 	hourly, _ := reference(rs, zones)
 	end := start.Add(hours * time.Hour)
 	requireSame(t, "rollup_hourly", stored(t, conn, `SELECT `+hourlyCols+` FROM rollup_hourly`), hourly, func(k bucketKey) bool {

@@ -27,6 +27,10 @@ type Store struct {
 	log   *slog.Logger
 	// keys seals meter security keys; nil without Config.Secret.
 	keys *keyRing
+	// denseRecompute: 0 recomputes a batch of marks by re-aggregation when that is the
+	// cheaper (recomputeDense), 1 always when it can (whatever the span), -1 never
+	// (tests set it).
+	denseRecompute int
 	// rollupWorkers is how many transactions materialize hourly rollups at once in SQL.
 	rollupWorkers int
 }
