@@ -316,24 +316,16 @@ func (s *Server) observe(c *fiber.Ctx) error {
 // method used as is became "GETETE" or "POS" later (and an unknown method would make a
 // series per value sent).
 func methodLabel(m string) string {
-	switch m {
-	case fiber.MethodGet:
-		return fiber.MethodGet
-	case fiber.MethodHead:
-		return fiber.MethodHead
-	case fiber.MethodPost:
-		return fiber.MethodPost
-	case fiber.MethodPut:
-		return fiber.MethodPut
-	case fiber.MethodPatch:
-		return fiber.MethodPatch
-	case fiber.MethodDelete:
-		return fiber.MethodDelete
-	case fiber.MethodOptions:
-		return fiber.MethodOptions
+	for _, k := range labelMethods {
+		if m == k {
+			return k
+		}
 	}
 	return "OTHER"
 }
+
+var labelMethods = []string{fiber.MethodGet, fiber.MethodHead, fiber.MethodPost, fiber.MethodPut,
+	fiber.MethodPatch, fiber.MethodDelete, fiber.MethodOptions}
 
 type routeName struct {
 	label    string

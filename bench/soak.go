@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"net/http"
 	"net/url"
@@ -740,12 +741,8 @@ func (s *soak) createUnknown(ep int, dev int32, bySQL bool) {
 // finishUnknown creates the devices of the episodes the end cut short, through the API.
 func (s *soak) finishUnknown() {
 	s.unknownMu.Lock()
-	eps := make([]int, 0, len(s.unknown))
-	for ep := range s.unknown {
-		eps = append(eps, ep)
-	}
+	eps := slices.Sorted(maps.Keys(s.unknown))
 	s.unknownMu.Unlock()
-	slices.Sort(eps)
 	for _, ep := range eps {
 		s.createUnknown(ep, s.unknownIndex(ep), false)
 	}
@@ -901,12 +898,8 @@ func (s *soak) invokeStep(i int) {
 // readout does.
 func (s *soak) pollRuns() {
 	s.runsMu.Lock()
-	ids := make([]string, 0, len(s.outstanding))
-	for id := range s.outstanding {
-		ids = append(ids, id)
-	}
+	ids := slices.Sorted(maps.Keys(s.outstanding))
 	s.runsMu.Unlock()
-	slices.Sort(ids)
 	for _, id := range ids {
 		_, raw, ok := s.call("GET /v1/metering/amr-task-runs/:id", "GET", "/v1/metering/amr-task-runs/"+id+"/", s.token, nil, http.StatusOK)
 		if !ok {

@@ -9,12 +9,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 bin=${1:?usage: bench.sh BIN [amrd bench flags]}
 shift
 if [ -z "${AMRD_BENCH_DATABASE_URL:-}" ]; then
-  name=bench-$$
-  port=25700
-  while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
-  trap 'bash "$here/tsdb.sh" destroy "$name"' EXIT
-  trap 'exit 130' INT TERM
-  AMRD_BENCH_DATABASE_URL=$(bash "$here/tsdb.sh" start "$name" "$port")
-  export AMRD_BENCH_DATABASE_URL
+  . "$here/throwaway.sh"
+  throwaway "bench-$$" 25700 AMRD_BENCH_DATABASE_URL
 fi
 "$bin" bench "$@"

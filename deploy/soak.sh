@@ -8,12 +8,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 bin=${1:?usage: soak.sh BIN [amrd soak flags]}
 shift
 if [ -z "${AMRD_SOAK_DATABASE_URL:-}" ]; then
-  name=soak-$$
-  port=25800
-  while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
-  trap 'bash "$here/tsdb.sh" destroy "$name"' EXIT
-  trap 'exit 130' INT TERM
-  AMRD_SOAK_DATABASE_URL=$(bash "$here/tsdb.sh" start "$name" "$port")
-  export AMRD_SOAK_DATABASE_URL
+  . "$here/throwaway.sh"
+  throwaway "soak-$$" 25800 AMRD_SOAK_DATABASE_URL
 fi
 "$bin" soak "$@"

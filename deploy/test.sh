@@ -25,15 +25,10 @@ if ! command -v chromium >/dev/null; then
 fi
 
 if [ -z "${AMRD_TEST_DATABASE_URL:-}" ]; then
-  name=test-$$
-  port=25500
-  while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
-  trap 'bash "$here/tsdb.sh" destroy "$name"' EXIT
-  trap 'exit 130' INT TERM
+  . "$here/throwaway.sh"
   t0=$SECONDS
-  AMRD_TEST_DATABASE_URL=$(bash "$here/tsdb.sh" start "$name" "$port")
-  export AMRD_TEST_DATABASE_URL
-  echo "test: throw-away TimescaleDB $name on 127.0.0.1:$port ready in $((SECONDS - t0)) s"
+  throwaway "test-$$" 25500 AMRD_TEST_DATABASE_URL
+  echo "test: throw-away TimescaleDB test-$$ on 127.0.0.1:$throwaway_port ready in $((SECONDS - t0)) s"
 fi
 
 go vet ./...

@@ -437,12 +437,8 @@ func (s *Store) RecomputeMarked(ctx context.Context, limit int) (RollupResult, e
 		r.Recomputed = int64(len(kd))
 		// The hourly range [a, b) of each mark, clipped to the materialized point.
 		if _, err := tx.Exec(ctx, `CREATE TEMPORARY TABLE rollup_redo ON COMMIT DROP AS
-			SELECT u.d AS device_key, u.s AS series_key,
-				time_bucket('1 hour', u.lo - interval '1 microsecond') AS a,
-				least($5::timestamptz, time_bucket('1 hour', greatest(u.hi, coalesce(n.ts, u.hi) - interval '1 microsecond')) + interval '1 hour') AS b
-			FROM unnest($1::int4[], $2::int4[], $3::timestamptz[], $4::timestamptz[]) AS u(d, s, lo, hi)
-			LEFT JOIN LATERAL (SELECT m.ts FROM meter_readings m
-				WHERE m.device_key = u.d AND m.series_key = u.s AND m.ts > u.hi ORDER BY m.ts LIMIT 1) n ON true`,
+			SELECT u.d AS device_key, u.s AS series_key, u.a, least($5::timestamptz, u.b) AS b
+			FROM (`+markRanges(`SELECT * FROM unnest($1::int4[], $2::int4[], $3::timestamptz[], $4::timestamptz[]) AS x(d, s, lo, hi)`)+`) u`,
 			kd, ks, klo, khi, mat.Time); err != nil {
 			return err
 		}
@@ -526,6 +522,18 @@ func (s *Store) ReadingsRetentionCutoff(ctx context.Context, want time.Time) (ti
 	return tsOrZero(cut), nil
 }
 
+// markRanges selects, for each marked (device d, series s, first and last marked time
+// lo and hi) that pairs selects, the hourly range [a, b) whose buckets the marks change:
+// from the hour of lo's step (a reading on an hour's start closes the hour before) to
+// the hour of the step of the first reading after hi, whose predecessor changed. The
+// columns are d, s, lo, hi, a and b; the caller clips b to the materialized point.
+func markRanges(pairs string) string {
+	return `SELECT p.d, p.s, p.lo, p.hi, time_bucket('1 hour', p.lo - interval '1 microsecond') AS a,
+		time_bucket('1 hour', greatest(p.hi, coalesce(n.ts, p.hi) - interval '1 microsecond')) + interval '1 hour' AS b
+		FROM (` + pairs + `) p LEFT JOIN LATERAL (SELECT x.ts FROM meter_readings x
+			WHERE x.device_key = p.d AND x.series_key = p.s AND x.ts > p.hi ORDER BY x.ts LIMIT 1) n ON true`
+}
+
 // Dense marks. Recomputing a mark in SQL costs a few hundred microseconds of PostgreSQL
 // (the windows of amrd_rollup_hourly_from_raw for its device and series); when a whole
 // fleet's quarter-hour arrives late at once (a collector catching up), that is most of a
@@ -563,11 +571,8 @@ func (s *Store) recomputeDense(ctx context.Context, limit int) (RollupResult, bo
 	var a, b, minLo, mat, hor pgtype.Timestamptz
 	err := s.pool.QueryRow(ctx, `WITH st AS (SELECT materialized, raw_horizon FROM rollup_state),
 		m AS (SELECT ctid, device_key, series_key, ts_min, ts_max FROM rollup_marks LIMIT $1),
-		p AS (SELECT device_key, series_key, min(ts_min) AS lo, max(ts_max) AS hi FROM m GROUP BY device_key, series_key),
-		r AS (SELECT p.lo, time_bucket('1 hour', p.lo - interval '1 microsecond') AS a,
-			time_bucket('1 hour', greatest(p.hi, coalesce(n.ts, p.hi) - interval '1 microsecond')) + interval '1 hour' AS b
-			FROM p LEFT JOIN LATERAL (SELECT x.ts FROM meter_readings x
-				WHERE x.device_key = p.device_key AND x.series_key = p.series_key AND x.ts > p.hi ORDER BY x.ts LIMIT 1) n ON true)
+		p AS (SELECT device_key AS d, series_key AS s, min(ts_min) AS lo, max(ts_max) AS hi FROM m GROUP BY device_key, series_key),
+		r AS (`+markRanges(`SELECT * FROM p`)+`)
 		SELECT (SELECT array_agg(ctid) FROM m), (SELECT count(*) FROM p), (SELECT min(a) FROM r), (SELECT max(b) FROM r),
 			(SELECT min(lo) FROM r), st.materialized, st.raw_horizon FROM st`, limit*denseBatches).Scan(&ctids, &pairs, &a, &b, &minLo, &mat, &hor)
 	if err != nil {
