@@ -427,6 +427,11 @@ func Soak(ctx context.Context, cfg SoakConfig, out io.Writer) (*SoakResult, erro
 	s.finishUnknown()
 	metrics, _ := s.scrape()
 	s.sampleOnce()
+	// A client's connections that are idle, some never used (Go's transport keeps a
+	// connection it dialed for a request that another one then served), go first: the
+	// server's graceful stop waits for every connection that is not idle after a request,
+	// so one that never sent a byte would hold it for its read timeout.
+	s.http.CloseIdleConnections()
 	srv.stop()
 	stopped = true
 	exitCode := srv.cmd.ProcessState.ExitCode()
