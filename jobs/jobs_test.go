@@ -441,7 +441,7 @@ func TestClusterReadingsRewritesSettledChunksOnce(t *testing.T) {
 	now := time.Now().UTC()
 	// Readings of 4 pairs written in time order over the last 4 days: 5 day chunks, of
 	// which those whose day ended 48 h ago or more are settled.
-	storetest.Exec(t, url, `INSERT INTO meter_readings (device_key, series_key, ts, value)
+	storetest.ExecCounted(t, url, `INSERT INTO meter_readings (device_key, series_key, ts, value)
 		SELECT d, 1, t, 1 FROM generate_series($1::timestamptz - interval '4 days', $1, interval '1 hour') t,
 			generate_series(1, 4) d ORDER BY t, d`, now)
 	clustered := func() int {

@@ -98,7 +98,7 @@ func TestClusterWaitsForQuietChunks(t *testing.T) {
 	ctx := testCtx(t)
 	st, url := storetest.New(t)
 	day0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
-	storetest.Exec(t, url, `INSERT INTO meter_readings (device_key, series_key, ts, value, factor)
+	storetest.ExecCounted(t, url, `INSERT INTO meter_readings (device_key, series_key, ts, value, factor)
 		SELECT d, 1, t, 1, 1 FROM generate_series($1::timestamptz, $1::timestamptz + interval '2 days' - interval '1 hour', interval '1 hour') t,
 			generate_series(1, 5) d ORDER BY t, d`, day0)
 	seen := map[string]int64{}
@@ -109,7 +109,7 @@ func TestClusterWaitsForQuietChunks(t *testing.T) {
 	require.Len(t, seen, 2)
 
 	// A late reading into the first day: that day waits for another quiet interval.
-	storetest.Exec(t, url, `INSERT INTO meter_readings (device_key, series_key, ts, value, factor) VALUES (9, 1, $1, 1, 1)`, day0.Add(time.Minute))
+	storetest.ExecCounted(t, url, `INSERT INTO meter_readings (device_key, series_key, ts, value, factor) VALUES (9, 1, $1, 1, 1)`, day0.Add(time.Minute))
 	done, err = st.ClusterReadingChunks(ctx, cutoff, 10, seen)
 	require.NoError(t, err)
 	require.Len(t, done, 1)

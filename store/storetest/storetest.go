@@ -148,6 +148,39 @@ func Exec(t testing.TB, dbURL, sql string, args ...any) {
 	Query(t, dbURL, sql, args)
 }
 
+// ExecCounted runs one statement that writes readings, whose rows must show in the cumulative
+// statistics (pg_stat_all_tables) by the time it returns: PostgreSQL reports a session's
+// counts lazily, up to seconds later or when the session ends (after the client has
+// closed it), and pg_stat_force_next_flush makes the session report them when the
+// statement ends, before it answers.
+func ExecCounted(t testing.TB, dbURL, sql string, args ...any) {
+	t.Helper()
+	ctx, conn, done := connect(t, dbURL)
+	defer done()
+	if _, err := conn.Exec(ctx, `SELECT pg_stat_force_next_flush()`); err != nil {
+		t.Fatalf("forcing the statistics flush: %v", err)
+	}
+	if _, err := conn.Exec(ctx, sql, args...); err != nil {
+		t.Fatalf("running %q: %v", sql, err)
+	}
+	// The report can still trail the answer: wait (bounded) until the readings' chunks
+	// count every stored reading.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var ok bool
+		if err := conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM meter_readings) = (SELECT coalesce(sum(s.n_tup_ins - s.n_tup_del), 0)
+			FROM timescaledb_information.chunks c JOIN pg_stat_all_tables s ON s.relid = format('%I.%I', c.chunk_schema, c.chunk_name)::regclass
+			WHERE c.hypertable_name = 'meter_readings')`).Scan(&ok); err != nil {
+			t.Fatalf("reading the statistics: %v", err)
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the statistics did not count %q's rows within 20 s", sql)
+		}
+	}
+}
+
 // QueryRow runs a query without arguments and scans its first row into dest.
 func QueryRow(t testing.TB, dbURL, sql string, dest ...any) {
 	t.Helper()
