@@ -75,3 +75,71 @@ func TestLiveRollupsReadOnlyChunksAboveTheMaterializedPoint(t *testing.T) {
 	require.Equal(t, int64(len(rs)), n)
 	storetest.Exec(t, url, `SELECT 1`) // the database is still usable after the plans
 }
+
+// The live part evaluates the materialized point a few times a query (the scans' bounds,
+// a lateral row, an InitPlan), not once or more for every reading it aggregates: each call runs
+// a query (about 2 µs), and once a reading it was most of a fleet-wide chart's time. And
+// dashboards' sessions run without JIT, which compiled such a query for longer than it ran.
+func TestLiveRollupsEvaluateTheMaterializedPointOnce(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	st, url := storetest.New(t)
+	conn := connect(t, url)
+	keys, ser := rollupFleet(t, url)
+
+	day0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	var rs []reading
+	for _, k := range keys {
+		for i := range 3 * 96 {
+			rs = append(rs, reading{dev: k, ser: ser, ts: day0.Add(time.Duration(i) * 15 * time.Minute),
+				value: *apd.New(int64(i), 0), factor: 1})
+		}
+	}
+	write(t, st, rs)
+	materialized := day0.Add(24 * time.Hour)
+	require.NoError(t, st.MoveRollupThreshold(ctx, materialized))
+	_, err := st.MaterializeRollups(ctx, 24*time.Hour)
+	require.NoError(t, err)
+	live := 0 // readings at or above the point
+	for _, r := range rs {
+		if !r.ts.Before(materialized) {
+			live++
+		}
+	}
+
+	var seriesID string
+	require.NoError(t, conn.QueryRow(ctx, `SELECT id::text FROM meter_reading_series WHERE key = $1`, ser).Scan(&seriesID))
+	for _, q := range []string{
+		`SELECT sum(count) FROM amrd_read.series_rollups_hourly WHERE series_id = '` + seriesID + `'`,
+		`SELECT sum(count) FROM amrd_read.meter_reading_rollups_hourly WHERE series_id = '` + seriesID + `'`,
+		`SELECT sum(count) FROM amrd_read.meter_reading_rollups_daily WHERE series_id = '` + seriesID + `'`,
+	} {
+		var n, calls int64
+		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `SET LOCAL track_functions = 'all'`); err != nil {
+				return err
+			}
+			if err := tx.QueryRow(ctx, q).Scan(&n); err != nil {
+				return err
+			}
+			return tx.QueryRow(ctx, `SELECT coalesce(sum(calls), 0) FROM pg_stat_xact_user_functions
+				WHERE funcname = 'amrd_rollup_materialized'`).Scan(&calls)
+		})
+		require.NoError(t, err)
+		require.Equal(t, int64(len(rs)), n, q)
+		// A few calls a chunk and a device (the scans' bounds: the per-device views
+		// run their live part once a device), far fewer than readings: one a reading
+		// or more was the fault (before schema/0008: 3,370, 6,752 and 12,624 calls; after:
+		// 18, 50 and 133).
+		require.Less(t, calls*3, int64(live), "%s: %d calls for %d live readings", q, calls, live)
+		t.Logf("%s: %d calls of amrd_rollup_materialized for %d live readings", q, calls, live)
+	}
+
+	// A new session that sets nothing (as Grafana's) runs without JIT.
+	plain, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	defer plain.Close(ctx)
+	var jit string
+	require.NoError(t, plain.QueryRow(ctx, `SHOW jit`).Scan(&jit))
+	require.Equal(t, "off", jit)
+}

@@ -291,6 +291,9 @@ func (s *Store) CreateSQLRole(ctx context.Context, in SQLRoleInput) (SQLRole, er
 			// A second guard besides the missing write privileges; a session can turn it off,
 			// which gives it nothing it may write.
 			{`ALTER ROLE %I SET default_transaction_read_only = on`, []string{in.Name}},
+			// JIT compiles a dashboard's small query for longer than it runs: the
+			// real-time views look costly to the planner (schema/0008).
+			{`ALTER ROLE %I SET jit = off`, []string{in.Name}},
 			{`GRANT CONNECT ON DATABASE %I TO %I`, []string{db, in.Name}},
 			{`GRANT USAGE ON SCHEMA amrd_read TO %I`, []string{in.Name}},
 			// The views call visible_orgs, and PostgreSQL checks EXECUTE on a function a

@@ -273,6 +273,10 @@ func TestSQLRoleSeesOnlyItsOrganization(t *testing.T) {
 		require.Equal(t, "on", readOnly)
 		require.NoError(t, conn.QueryRow(ctx, `SHOW search_path`).Scan(&path))
 		require.Equal(t, "public, amrd_read", path)
+		// The role's own setting, whatever the connection or the database says.
+		var jitOff bool
+		require.NoError(t, conn.QueryRow(ctx, `SELECT 'jit=off' = ANY (rolconfig) FROM pg_roles WHERE rolname = current_user`).Scan(&jitOff))
+		require.True(t, jitOff, "the role's settings include jit=off")
 		var limit int
 		var login, inherit, super, createRole, createDB bool
 		require.NoError(t, conn.QueryRow(ctx, `SELECT rolconnlimit, rolcanlogin, rolinherit, rolsuper, rolcreaterole, rolcreatedb
