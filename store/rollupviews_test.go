@@ -20,24 +20,9 @@ import (
 func TestLiveRollupsReadOnlyChunksAboveTheMaterializedPoint(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
-	st, url := storetest.New(t)
-	conn := connect(t, url)
-	keys, ser := rollupFleet(t, url)
-
 	// Six days of quarter-hourly readings: six day chunks.
-	day0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
-	var rs []reading
-	for _, k := range keys {
-		for i := range 6 * 96 {
-			rs = append(rs, reading{dev: k, ser: ser, ts: day0.Add(time.Duration(i) * 15 * time.Minute),
-				value: *apd.New(int64(i), 0), factor: 1})
-		}
-	}
-	write(t, st, rs)
-	materialized := day0.Add(4*24*time.Hour + 6*time.Hour)
-	require.NoError(t, st.MoveRollupThreshold(ctx, materialized))
-	_, err := st.MaterializeRollups(ctx, 24*time.Hour)
-	require.NoError(t, err)
+	lf := newLiveFixture(t, 6, 4*24*time.Hour+6*time.Hour)
+	conn, keys, ser, rs := lf.conn, lf.keys, lf.ser, lf.readings
 
 	var seriesID, deviceID string
 	require.NoError(t, conn.QueryRow(ctx, `SELECT id::text FROM meter_reading_series WHERE key = $1`, ser).Scan(&seriesID))
@@ -73,7 +58,7 @@ func TestLiveRollupsReadOnlyChunksAboveTheMaterializedPoint(t *testing.T) {
 	var n int64
 	require.NoError(t, conn.QueryRow(ctx, `SELECT sum(count) FROM amrd_read.series_rollups_hourly WHERE series_id = $1`, seriesID).Scan(&n))
 	require.Equal(t, int64(len(rs)), n)
-	storetest.Exec(t, url, `SELECT 1`) // the database is still usable after the plans
+	storetest.Exec(t, lf.url, `SELECT 1`) // the database is still usable after the plans
 }
 
 // The live part evaluates the materialized point a few times a query (the scans' bounds,
@@ -83,23 +68,8 @@ func TestLiveRollupsReadOnlyChunksAboveTheMaterializedPoint(t *testing.T) {
 func TestLiveRollupsEvaluateTheMaterializedPointOnce(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
-	st, url := storetest.New(t)
-	conn := connect(t, url)
-	keys, ser := rollupFleet(t, url)
-
-	day0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
-	var rs []reading
-	for _, k := range keys {
-		for i := range 3 * 96 {
-			rs = append(rs, reading{dev: k, ser: ser, ts: day0.Add(time.Duration(i) * 15 * time.Minute),
-				value: *apd.New(int64(i), 0), factor: 1})
-		}
-	}
-	write(t, st, rs)
-	materialized := day0.Add(24 * time.Hour)
-	require.NoError(t, st.MoveRollupThreshold(ctx, materialized))
-	_, err := st.MaterializeRollups(ctx, 24*time.Hour)
-	require.NoError(t, err)
+	lf := newLiveFixture(t, 3, 24*time.Hour)
+	conn, ser, rs, url, materialized := lf.conn, lf.ser, lf.readings, lf.url, lf.materialized
 	live := 0 // readings at or above the point
 	for _, r := range rs {
 		if !r.ts.Before(materialized) {
@@ -142,4 +112,35 @@ func TestLiveRollupsEvaluateTheMaterializedPointOnce(t *testing.T) {
 	var jit string
 	require.NoError(t, plain.QueryRow(ctx, `SHOW jit`).Scan(&jit))
 	require.Equal(t, "off", jit)
+}
+
+// liveFixture is a database with quarter-hourly readings of rollupFleet's devices for a
+// number of days from 2026-03-01 and the rollups materialized up to a point after it.
+type liveFixture struct {
+	url          string
+	conn         *pgx.Conn
+	keys         map[string]int32
+	ser          int32
+	readings     []reading
+	materialized time.Time
+}
+
+func newLiveFixture(t *testing.T, days int, materializedAfter time.Duration) liveFixture {
+	ctx := testCtx(t)
+	st, url := storetest.New(t)
+	lf := liveFixture{url: url, conn: connect(t, url)}
+	lf.keys, lf.ser = rollupFleet(t, url)
+	day0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	for _, k := range lf.keys {
+		for i := range days * 96 {
+			lf.readings = append(lf.readings, reading{dev: k, ser: lf.ser, ts: day0.Add(time.Duration(i) * 15 * time.Minute),
+				value: *apd.New(int64(i), 0), factor: 1})
+		}
+	}
+	write(t, st, lf.readings)
+	lf.materialized = day0.Add(materializedAfter)
+	require.NoError(t, st.MoveRollupThreshold(ctx, lf.materialized))
+	_, err := st.MaterializeRollups(ctx, 24*time.Hour)
+	require.NoError(t, err)
+	return lf
 }
