@@ -289,8 +289,8 @@ func (g *hourlyAggregator) flush(cur *hourBucket) error {
 // hourlyCopy writes rollup_hourly rows in COPY's binary format to w (the columns of
 // hourlyCopySQL), in pieces of about copyChunk bytes.
 type hourlyCopy struct {
-	w   io.Writer
-	buf []byte
+	w io.Writer
+	copyRows
 }
 
 // hourlyCopySQL copies into rollup_hourly in the order hourlyCopy writes the columns.
@@ -303,7 +303,7 @@ const copyChunk = 64 << 10
 var copyHeader = []byte("PGCOPY\n\xff\r\n\x00\x00\x00\x00\x00\x00\x00\x00\x00")
 
 func newHourlyCopy(w io.Writer) *hourlyCopy {
-	return &hourlyCopy{w: w, buf: append(make([]byte, 0, copyChunk+1024), copyHeader...)}
+	return &hourlyCopy{w: w, copyRows: newCopyRows(copyChunk + 1024)}
 }
 
 func appendInt32Field(buf []byte, v int32) []byte {
@@ -329,36 +329,25 @@ func appendDecField(buf []byte, d dec) ([]byte, error) {
 var nullField = []byte{0xff, 0xff, 0xff, 0xff}
 
 func (c *hourlyCopy) write(b *hourBucket) error {
-	buf := binary.BigEndian.AppendUint16(c.buf, 12)
-	buf = appendInt32Field(buf, b.dev)
-	buf = appendInt32Field(buf, b.ser)
-	buf = appendInt64Field(buf, b.bucket)
-	buf = appendInt32Field(buf, b.count)
-	var err error
+	c.row(12)
+	c.int32(b.dev)
+	c.int32(b.ser)
+	c.int64(b.bucket)
+	c.int32(b.count)
 	if b.count == 0 {
-		for range 7 {
-			buf = append(buf, nullField...)
-		}
+		c.nulls(7)
 	} else {
-		for _, d := range []dec{b.min, b.max, b.sum} {
-			if buf, err = appendDecField(buf, d); err != nil {
-				return err
-			}
-		}
-		buf = appendInt64Field(buf, b.firstTS)
-		if buf, err = appendDecField(buf, b.first); err != nil {
+		if err := c.decs(b.min, b.max, b.sum); err != nil {
 			return err
 		}
-		buf = appendInt64Field(buf, b.lastTS)
-		if buf, err = appendDecField(buf, b.last); err != nil {
+		if err := c.firstLast(b.firstTS, b.first, b.lastTS, b.last); err != nil {
 			return err
 		}
 	}
-	if buf, err = appendDecField(buf, b.consumption); err != nil {
+	if err := c.dec(b.consumption); err != nil {
 		return err
 	}
-	c.buf = buf
-	if len(buf) >= copyChunk {
+	if len(c.buf) >= copyChunk {
 		return c.flush()
 	}
 	return nil
@@ -372,7 +361,7 @@ func (c *hourlyCopy) flush() error {
 
 // close writes the trailer and what is left.
 func (c *hourlyCopy) close() error {
-	c.buf = binary.BigEndian.AppendUint16(c.buf, 0xffff)
+	c.end()
 	return c.flush()
 }
 

@@ -270,14 +270,22 @@ func decodeHourly(vals [][]byte, h *hourBucket) error {
 	return nil
 }
 
-// copyRows is COPY's binary format, row by row, into one buffer (series and daily
-// buckets of a slice: a few rows a device and series).
+// copyRows is COPY's binary format, row by row, into one buffer: the series and daily
+// buckets of a slice (a few rows a device and series), and each piece of the hourly
+// ones (hourlyCopy).
 type copyRows struct{ buf []byte }
+
+// newCopyRows starts a COPY stream: its header, in a buffer of capacity bytes.
+func newCopyRows(capacity int) copyRows {
+	return copyRows{buf: append(make([]byte, 0, capacity), copyHeader...)}
+}
+
+// end appends the trailer.
+func (c *copyRows) end() { c.buf = binary.BigEndian.AppendUint16(c.buf, 0xffff) }
 
 func (c *copyRows) row(fields int) { c.buf = binary.BigEndian.AppendUint16(c.buf, uint16(fields)) }
 func (c *copyRows) int32(v int32)  { c.buf = appendInt32Field(c.buf, v) }
 func (c *copyRows) int64(v int64)  { c.buf = appendInt64Field(c.buf, v) }
-func (c *copyRows) null()          { c.buf = append(c.buf, nullField...) }
 func (c *copyRows) text(s string) {
 	c.buf = binary.BigEndian.AppendUint32(c.buf, uint32(len(s)))
 	c.buf = append(c.buf, s...)
@@ -285,6 +293,31 @@ func (c *copyRows) text(s string) {
 func (c *copyRows) dec(d dec) (err error) {
 	c.buf, err = appendDecField(c.buf, d)
 	return err
+}
+
+func (c *copyRows) nulls(n int) {
+	for range n {
+		c.buf = append(c.buf, nullField...)
+	}
+}
+
+func (c *copyRows) decs(ds ...dec) error {
+	for _, d := range ds {
+		if err := c.dec(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// firstLast appends the first and the last reading: time and value each.
+func (c *copyRows) firstLast(firstTS int64, first dec, lastTS int64, last dec) error {
+	c.int64(firstTS)
+	if err := c.dec(first); err != nil {
+		return err
+	}
+	c.int64(lastTS)
+	return c.dec(last)
 }
 
 // stats appends count through the last value: count, min, max, sum and, for days, the
@@ -295,36 +328,25 @@ func (c *copyRows) stats(b *dayBucket, firstLast bool) error {
 	}
 	c.int32(int32(b.count))
 	if !b.hasStat {
-		n := 3
 		if firstLast {
-			n = 7
-		}
-		for range n {
-			c.null()
+			c.nulls(7)
+		} else {
+			c.nulls(3)
 		}
 		return nil
 	}
-	for _, d := range []dec{b.min, b.max, b.sum} {
-		if err := c.dec(d); err != nil {
-			return err
-		}
+	if err := c.decs(b.min, b.max, b.sum); err != nil {
+		return err
 	}
 	if firstLast {
-		c.int64(b.firstTS)
-		if err := c.dec(b.first); err != nil {
-			return err
-		}
-		c.int64(b.lastTS)
-		if err := c.dec(b.last); err != nil {
-			return err
-		}
+		return c.firstLast(b.firstTS, b.first, b.lastTS, b.last)
 	}
 	return nil
 }
 
 // seriesCopy is rollup_series_hourly's rows in COPY's binary format (seriesCopySQL).
 func (sr *sliceRollups) seriesCopy() ([]byte, int64, error) {
-	c := copyRows{buf: append([]byte(nil), copyHeader...)}
+	c := newCopyRows(0)
 	for k, b := range sr.series {
 		c.row(8)
 		c.int32(k.ser)
@@ -337,7 +359,7 @@ func (sr *sliceRollups) seriesCopy() ([]byte, int64, error) {
 			return nil, 0, err
 		}
 	}
-	c.buf = binary.BigEndian.AppendUint16(c.buf, 0xffff)
+	c.end()
 	return c.buf, int64(len(sr.series)), nil
 }
 
@@ -346,7 +368,7 @@ const seriesCopySQL = `COPY rollup_series_hourly (series_key, bucket, devices, c
 
 // dailyCopy is rollup_daily's rows in COPY's binary format (dailyCopySQL).
 func (sr *sliceRollups) dailyCopy() ([]byte, int64, error) {
-	c := copyRows{buf: append([]byte(nil), copyHeader...)}
+	c := newCopyRows(0)
 	for k, b := range sr.daily {
 		z := sr.zoneOf[k.dev]
 		d := sr.days[z][k.day]
@@ -364,7 +386,7 @@ func (sr *sliceRollups) dailyCopy() ([]byte, int64, error) {
 			return nil, 0, err
 		}
 	}
-	c.buf = binary.BigEndian.AppendUint16(c.buf, 0xffff)
+	c.end()
 	return c.buf, int64(len(sr.daily)), nil
 }
 
