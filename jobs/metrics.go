@@ -22,7 +22,7 @@ type metrics struct {
 
 	rollupWritten                    *prometheus.CounterVec
 	rollupReadings, rollupRecomputed prometheus.Counter
-	rollupDiscarded                  prometheus.Counter
+	rollupDiscarded, rollupSteps     prometheus.Counter
 	rollupLag, rollupMarks           prometheus.Gauge
 
 	clustered prometheus.Counter
@@ -36,6 +36,7 @@ func (m *metrics) rollupRows(r store.RollupResult) {
 	m.rollupWritten.WithLabelValues("series_hourly").Add(float64(r.SeriesHourly))
 	m.rollupRecomputed.Add(float64(r.Recomputed))
 	m.rollupDiscarded.Add(float64(r.MarksDiscarded))
+	m.rollupSteps.Add(float64(r.Steps))
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -82,6 +83,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Marked (device, series) time ranges whose buckets were recomputed."}),
 		rollupDiscarded: prometheus.NewCounter(prometheus.CounterOpts{Name: "amrd_rollup_marks_discarded_total",
 			Help: "Marks of late readings below the raw retention horizon, whose buckets stay frozen."}),
+		rollupSteps: prometheus.NewCounter(prometheus.CounterOpts{Name: "amrd_rollup_late_steps_total",
+			Help: "Late readings on the materialized point whose step was added to the stored buckets (no recomputation)."}),
 		rollupLag: prometheus.NewGauge(prometheus.GaugeOpts{Name: "amrd_rollup_lag_seconds",
 			Help: "How far the materialized rollups are behind real time (live aggregation covers the rest)."}),
 		rollupMarks: prometheus.NewGauge(prometheus.GaugeOpts{Name: "amrd_rollup_marks_pending",
@@ -89,7 +92,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	for _, c := range []prometheus.Collector{m.runs, m.failures, m.skipped, m.duration, m.planned, m.expired, m.cancelled,
 		m.blocked, m.finished, m.runSeconds, m.inFlight, m.chunks, m.runsDeleted, m.promoted, m.blocksReleased,
-		m.rollupWritten, m.rollupReadings, m.rollupRecomputed, m.rollupDiscarded, m.rollupLag, m.rollupMarks, m.clustered} {
+		m.rollupWritten, m.rollupReadings, m.rollupRecomputed, m.rollupDiscarded, m.rollupSteps, m.rollupLag, m.rollupMarks, m.clustered} {
 		if err := reg.Register(c); err != nil {
 			return nil, errors.Join(errors.New("registering job metrics"), err)
 		}

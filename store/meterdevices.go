@@ -226,7 +226,7 @@ func (s *Store) DeleteMeterDevice(ctx context.Context, sc Scope, id uuid.UUID) e
 		// The deleted readings mark their rollup buckets, so that the rollup job removes
 		// the device's buckets and recomputes its series' fleet buckets without them.
 		if _, err := tx.Exec(ctx, `WITH del AS (DELETE FROM meter_readings WHERE device_key = $1
-			RETURNING device_key, series_key, ts) `+markSQL("del"), key); err != nil {
+			RETURNING device_key, series_key, ts) `+markSQL("del", true), key); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, "DELETE FROM meter_system_events WHERE meter_device_id = $1", id)

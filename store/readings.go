@@ -399,7 +399,7 @@ func writeSmallSQL(staging bool) string {
 			WHERE EXISTS (SELECT FROM ok)
 			ON CONFLICT (device_key, series_key, ts) DO NOTHING
 			RETURNING device_key, series_key, ts),
-		mk AS (` + markSQL("ins") + `)` + stg + `
+		mk AS (` + markSQL("ins", false) + `)` + stg + `
 		SELECT cv.version, ins.device_key, ins.series_key, ins.ts` + outcomes + ` FROM cv LEFT JOIN ins ON true` + stagedRow
 }
 

@@ -121,7 +121,7 @@ func (s *Store) DeleteReading(ctx context.Context, sc Scope, id int64) error {
 			DELETE FROM meter_readings r USING meter_devices d
 			WHERE r.id = $1 AND d.key = r.device_key AND ($2 OR d.organization_id = ANY($3))
 			RETURNING r.device_key, r.series_key, r.ts),
-		mk AS (`+markSQL("del")+`)
+		mk AS (`+markSQL("del", true)+`)
 		SELECT count(*) FROM del`, id, all, orgs).Scan(&n)
 	if err != nil {
 		return mapErr("deleting a meter reading", err)

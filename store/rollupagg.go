@@ -419,14 +419,14 @@ func fromPGMicros(us int64) time.Time { return time.UnixMicro(us + pgEpochMicros
 // connection reads the readings a batch of hours at a time, in one snapshot (a
 // repeatable read transaction), while the buckets of the previous batch are copied in;
 // another reads what the series and daily sums need. It returns how many readings and
-// buckets it aggregated, and those sums. A NaN or infinite value anywhere in the slice
-// makes it write nothing and return errNonFinite.
+// buckets it aggregated, those sums and the snapshot it read. A NaN or infinite value
+// anywhere in the slice makes it write nothing and return errNonFinite.
 //
 // One copy, not one a range of devices: the copy that first writes into a new chunk of
 // rollup_hourly holds the chunk's lock until it commits, and it commits only when the
 // aggregator has written every bucket, which would wait for the other copy, waiting for
 // the lock.
-func (s *Store) materializeHourly(ctx context.Context, lo, hi time.Time) (readings, buckets int64, days *sliceRollups, err error) {
+func (s *Store) materializeHourly(ctx context.Context, lo, hi time.Time) (hourlyResult, error) {
 	g, gctx := errgroup.WithContext(ctx)
 	pr, pw := io.Pipe()
 	out := newHourlyCopy(pw)
@@ -455,8 +455,9 @@ func (s *Store) materializeHourly(ctx context.Context, lo, hi time.Time) (readin
 		ready <- d
 		return nil
 	})
+	var snapshot string
 	g.Go(func() error {
-		err := s.readBatches(gctx, agg, lo, hi, batches)
+		err := s.readBatches(gctx, agg, lo, hi, batches, &snapshot)
 		close(batches)
 		return err
 	})
@@ -488,17 +489,29 @@ func (s *Store) materializeHourly(ctx context.Context, lo, hi time.Time) (readin
 		return err
 	})
 	if err := g.Wait(); err != nil {
-		return 0, 0, nil, err
+		return hourlyResult{}, err
 	}
-	return agg.Readings, agg.Buckets, agg.days, nil
+	return hourlyResult{readings: agg.Readings, buckets: agg.Buckets, days: agg.days, snapshot: snapshot}, nil
+}
+
+// hourlyResult is what materializeHourly did.
+type hourlyResult struct {
+	readings, buckets int64
+	days              *sliceRollups
+	// snapshot is the one the readings were read in (pg_snapshot's text form).
+	snapshot string
 }
 
 // readBatches reads the raw readings of [lo - 1 h, hi] a batch of whole hours at a time
 // (the readings of the hour before lo only give the first steps their predecessors),
 // sorts each and sends it, with the probes it needs, on out. Each batch spans as many
-// hours as make about batchReadings readings at the rate of the previous one.
-func (s *Store) readBatches(ctx context.Context, agg *hourlyAggregator, lo, hi time.Time, out chan<- *readingBatch) error {
+// hours as make about batchReadings readings at the rate of the previous one. It sets
+// snapshot to the transaction's snapshot, taken by its first statement.
+func (s *Store) readBatches(ctx context.Context, agg *hourlyAggregator, lo, hi time.Time, out chan<- *readingBatch, snapshot *string) error {
 	return s.inTxWith(ctx, "reading the raw readings", pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `SELECT pg_current_snapshot()::text`).Scan(snapshot); err != nil {
+			return err
+		}
 		seen := map[pairKey]bool{}
 		a := lo.Add(-time.Hour)
 		// A first batch of two hours, so that the copy begins early.

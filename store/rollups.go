@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"sync"
 	"time"
 
@@ -46,6 +47,9 @@ type RollupResult struct {
 	Recomputed     int64 // (device, series) ranges recomputed from marks
 	MarksDiscarded int64 // marks below the raw horizon, whose buckets are frozen
 	Marks          int64 // marks taken (recomputation only)
+	// Steps counts the late readings on the materialized point whose step was added to
+	// the stored buckets instead of recomputing them (recomputeBoundary).
+	Steps int64
 }
 
 // Add adds o's counts to r's.
@@ -57,17 +61,19 @@ func (r *RollupResult) Add(o RollupResult) {
 	r.Recomputed += o.Recomputed
 	r.MarksDiscarded += o.MarksDiscarded
 	r.Marks += o.Marks
+	r.Steps += o.Steps
 }
 
 // rollupLock is the advisory lock key of amrd_rollup_threshold (schema 0004).
 const rollupLock int64 = 7236982715031363584
 
 // markSQL inserts the marks of the rows of relation rel (device_key, series_key, ts) that
-// lie at or below the rollup threshold. The threshold is read once (an init plan), after
-// the rollup lock is taken in shared mode for the rest of the transaction.
-func markSQL(rel string) string {
-	return `INSERT INTO rollup_marks (device_key, series_key, ts_min, ts_max)
-		SELECT device_key, series_key, min(ts), max(ts) FROM ` + rel + `
+// lie at or below the rollup threshold: rows inserted, or with deleted rows deleted. The
+// threshold is read once (an init plan), after the rollup lock is taken in shared mode
+// for the rest of the transaction.
+func markSQL(rel string, deleted bool) string {
+	return `INSERT INTO rollup_marks (device_key, series_key, ts_min, ts_max, deleted)
+		SELECT device_key, series_key, min(ts), max(ts), ` + strconv.FormatBool(deleted) + ` FROM ` + rel + `
 		WHERE ts <= (SELECT amrd_rollup_threshold()) GROUP BY device_key, series_key`
 }
 
@@ -201,20 +207,28 @@ func (s *Store) MaterializeRollups(ctx context.Context, slice time.Duration) (Ro
 // next run (each step deletes its range first).
 func (s *Store) materializeSlice(ctx context.Context, lo, hi time.Time, move bool) (RollupResult, error) {
 	var r RollupResult
-	var readings, buckets int64
-	var days *sliceRollups // nil: the SQL functions make the series and daily buckets
+	var h hourlyResult
 	var err error
 	if s.pool.Config().MaxConns >= 2 { // with one connection, a copy would hold it from the readings
-		readings, buckets, days, err = s.materializeHourly(ctx, lo, hi)
+		h, err = s.materializeHourly(ctx, lo, hi)
 	}
-	if days == nil && (err == nil || errors.Is(err, errNonFinite)) {
-		// Only SQL knows how NaN and infinities aggregate: leave the slice to it.
-		buckets, err = s.materializeHourlySQL(ctx, lo, hi)
+	if h.days == nil && (err == nil || errors.Is(err, errNonFinite)) {
+		// Only SQL knows how NaN and infinities aggregate: leave the slice to it (in
+		// several transactions: no one snapshot).
+		h = hourlyResult{}
+		h.buckets, err = s.materializeHourlySQL(ctx, lo, hi)
 	}
 	if err != nil {
 		return r, fmt.Errorf("hourly rollups: %w", err)
 	}
-	r.Readings, r.Hourly = readings, buckets
+	days := h.days // nil: the SQL functions make the series and daily buckets
+	r.Readings, r.Hourly = h.readings, h.buckets
+	// The snapshot every pair's buckets of the slice's last hour were computed from, for
+	// the late steps on the materialized point (recomputeBoundary).
+	var snapshot *string
+	if h.snapshot != "" {
+		snapshot = &h.snapshot
+	}
 	err = s.inTx(ctx, "materializing rollups", func(tx pgx.Tx) error {
 		if days == nil {
 			if err := tx.QueryRow(ctx, `SELECT coalesce(sum(count), 0) FROM rollup_hourly WHERE bucket >= $1 AND bucket < $2`, lo, hi).Scan(&r.Readings); err != nil {
@@ -239,9 +253,13 @@ func (s *Store) materializeSlice(ctx context.Context, lo, hi time.Time, move boo
 			r.SeriesHourly = tag.RowsAffected()
 		}
 		if move {
-			if _, err := tx.Exec(ctx, `UPDATE rollup_state SET materialized = $1, updated_at = now()`, hi); err != nil {
+			if _, err := tx.Exec(ctx, `UPDATE rollup_state SET materialized = $1, boundary_snapshot = $2::pg_snapshot, updated_at = now()`,
+				hi, snapshot); err != nil {
 				return err
 			}
+		} else if _, err := tx.Exec(ctx, `UPDATE rollup_state SET boundary_snapshot = $2::pg_snapshot WHERE materialized = $1`,
+			hi, snapshot); err != nil {
+			return err
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM rollup_daily WHERE day_end > $1 AND day_end <= $2`, lo, hi); err != nil {
 			return err
@@ -368,9 +386,20 @@ func unalignedDevices(ctx context.Context, q querier) ([]int32, error) {
 // of the first reading after its latest (whose step now starts elsewhere), and the local
 // days around them. Marks above the materialized point need nothing (materialization will
 // read those readings); marks whose buckets need readings that retention dropped are
-// discarded, their buckets frozen as they are. It returns what it did; Recomputed is 0
-// when there were no marks.
+// discarded, their buckets frozen as they are. Marks on the materialized point that need
+// at most their step are settled first, whatever limit says (recomputeBoundary). It
+// returns what it did; Recomputed is 0 when there were no other marks.
 func (s *Store) RecomputeMarked(ctx context.Context, limit int) (RollupResult, error) {
+	b, err := s.recomputeBoundary(ctx)
+	if err != nil {
+		return b, err
+	}
+	r, err := s.recomputeMarked(ctx, limit)
+	r.Add(b)
+	return r, err
+}
+
+func (s *Store) recomputeMarked(ctx context.Context, limit int) (RollupResult, error) {
 	if r, done, err := s.recomputeDense(ctx, limit); done || err != nil {
 		return r, err
 	}
@@ -444,6 +473,12 @@ func (s *Store) RecomputeMarked(ctx context.Context, limit int) (RollupResult, e
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM rollup_hourly h USING rollup_redo x
 			WHERE h.device_key = x.device_key AND h.series_key = x.series_key AND h.bucket >= x.a AND h.bucket < x.b`); err != nil {
+			return err
+		}
+		// The hour that ends at the materialized point, rewritten for some pairs, was no
+		// longer computed from one snapshot: late steps on the point go the full way.
+		if _, err := tx.Exec(ctx, `UPDATE rollup_state SET boundary_snapshot = NULL
+			WHERE boundary_snapshot IS NOT NULL AND EXISTS (SELECT FROM rollup_redo WHERE b = $1)`, mat.Time); err != nil {
 			return err
 		}
 		// The keys must be restrictions inside the lateral subquery (OFFSET 0 keeps it one)

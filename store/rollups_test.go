@@ -341,41 +341,7 @@ func rollupsMatchRawReadings(t *testing.T, dense int) {
 		write(t, st, all[:n])
 		all = all[n:]
 	}
-	raw := func() []reading { return storedReadings(t, conn) }
-	check := func(stage string) {
-		t.Helper()
-		state, err := st.RollupState(ctx)
-		require.NoError(t, err)
-		mat := state.Materialized
-		hourly, daily := reference(raw(), zones)
-		materialized := func(k bucketKey) bool {
-			h, err := time.Parse(time.RFC3339, k.at)
-			require.NoError(t, err)
-			return !h.Add(time.Hour).After(mat)
-		}
-		dayEnd := func(k bucketKey) time.Time {
-			d, err := time.ParseInLocation("2006-01-02", k.at, zones[k.dev])
-			require.NoError(t, err)
-			return d.AddDate(0, 0, 1)
-		}
-		requireSame(t, stage+": rollup_hourly", stored(t, conn, `SELECT `+hourlyCols+` FROM rollup_hourly`), hourly, materialized)
-		requireSame(t, stage+": rollup_daily", stored(t, conn, `SELECT `+dailyCols+` FROM rollup_daily`), daily,
-			func(k bucketKey) bool { return !dayEnd(k).After(mat) })
-		// The real-time views: materialized buckets and live ones, no gap, no overlap.
-		requireSame(t, stage+": amrd_read.rollup_hourly_rt", stored(t, conn, `SELECT `+hourlyCols+` FROM amrd_read.rollup_hourly_rt`), hourly,
-			func(bucketKey) bool { return true })
-		requireSame(t, stage+": amrd_read.rollup_daily_rt", stored(t, conn, `SELECT `+dailyCols+` FROM amrd_read.rollup_daily_rt`), daily,
-			func(bucketKey) bool { return true })
-		// The fleet's series buckets are the sums of its devices'.
-		var bad int
-		require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM (
-			SELECT series_key, bucket, count(*)::int AS devices, sum(count)::int AS count, min(min_value) AS mn, max(max_value) AS mx,
-				sum(sum_value) AS sm, sum(consumption) AS cons FROM rollup_hourly GROUP BY 1, 2) h
-			FULL JOIN rollup_series_hourly s USING (series_key, bucket)
-			WHERE s.devices IS DISTINCT FROM h.devices OR s.count IS DISTINCT FROM h.count OR s.min_value IS DISTINCT FROM h.mn
-				OR s.max_value IS DISTINCT FROM h.mx OR s.sum_value IS DISTINCT FROM h.sm OR s.consumption IS DISTINCT FROM h.cons`).Scan(&bad))
-		require.Zero(t, bad, "%s: series buckets that are not the sums of their devices' buckets", stage)
-	}
+	check := func(stage string) { t.Helper(); checkRollups(t, st, conn, zones, stage) }
 
 	t0 := time.Date(2026, 10, 26, 0, 0, 0, 0, time.UTC)
 	require.NoError(t, st.MoveRollupThreshold(ctx, t0))
@@ -431,6 +397,45 @@ func rollupsMatchRawReadings(t *testing.T, dense int) {
 	var left int
 	require.NoError(t, conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM rollup_hourly WHERE device_key = $1) + (SELECT count(*) FROM rollup_daily WHERE device_key = $1)`, keys["kolkata"]).Scan(&left))
 	require.Zero(t, left)
+}
+
+// checkRollups compares every materialized bucket (hourly, daily, and through the
+// real-time views every bucket) with a reference computed in Go from the stored raw
+// readings, and the series buckets with the sums of their devices'.
+func checkRollups(t *testing.T, st *store.Store, conn *pgx.Conn, zones map[int32]*time.Location, stage string) {
+	t.Helper()
+	ctx := testCtx(t)
+	state, err := st.RollupState(ctx)
+	require.NoError(t, err)
+	mat := state.Materialized
+	hourly, daily := reference(storedReadings(t, conn), zones)
+	materialized := func(k bucketKey) bool {
+		h, err := time.Parse(time.RFC3339, k.at)
+		require.NoError(t, err)
+		return !h.Add(time.Hour).After(mat)
+	}
+	dayEnd := func(k bucketKey) time.Time {
+		d, err := time.ParseInLocation("2006-01-02", k.at, zones[k.dev])
+		require.NoError(t, err)
+		return d.AddDate(0, 0, 1)
+	}
+	requireSame(t, stage+": rollup_hourly", stored(t, conn, `SELECT `+hourlyCols+` FROM rollup_hourly`), hourly, materialized)
+	requireSame(t, stage+": rollup_daily", stored(t, conn, `SELECT `+dailyCols+` FROM rollup_daily`), daily,
+		func(k bucketKey) bool { return !dayEnd(k).After(mat) })
+	// The real-time views: materialized buckets and live ones, no gap, no overlap.
+	requireSame(t, stage+": amrd_read.rollup_hourly_rt", stored(t, conn, `SELECT `+hourlyCols+` FROM amrd_read.rollup_hourly_rt`), hourly,
+		func(bucketKey) bool { return true })
+	requireSame(t, stage+": amrd_read.rollup_daily_rt", stored(t, conn, `SELECT `+dailyCols+` FROM amrd_read.rollup_daily_rt`), daily,
+		func(bucketKey) bool { return true })
+	// The fleet's series buckets are the sums of its devices'.
+	var bad int
+	require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM (
+		SELECT series_key, bucket, count(*)::int AS devices, sum(count)::int AS count, min(min_value) AS mn, max(max_value) AS mx,
+			sum(sum_value) AS sm, sum(consumption) AS cons FROM rollup_hourly GROUP BY 1, 2) h
+		FULL JOIN rollup_series_hourly s USING (series_key, bucket)
+		WHERE s.devices IS DISTINCT FROM h.devices OR s.count IS DISTINCT FROM h.count OR s.min_value IS DISTINCT FROM h.mn
+			OR s.max_value IS DISTINCT FROM h.mx OR s.sum_value IS DISTINCT FROM h.sm OR s.consumption IS DISTINCT FROM h.cons`).Scan(&bad))
+	require.Zero(t, bad, "%s: series buckets that are not the sums of their devices' buckets", stage)
 }
 
 // TestRollupsUnderConcurrentWrites moves the threshold and materializes while writers

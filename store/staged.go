@@ -197,7 +197,7 @@ WITH cand AS (
 	SELECT device_key, series_key, ts, value, factor FROM first
 	ON CONFLICT (device_key, series_key, ts) DO NOTHING
 	RETURNING device_key, series_key, ts, value
-), mk AS (` + markSQL("ins") + `
+), mk AS (` + markSQL("ins", false) + `
 ), gone AS (
 	DELETE FROM staged_meter_readings st USING cand c
 	WHERE st.id = c.id AND (

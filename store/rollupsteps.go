@@ -1,0 +1,130 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+)
+
+// Late readings on the materialized point (schema 0009). A reading at exactly the
+// materialized point M changes only the hour [M - 1 h, M) of what is materialized, and
+// of that hour only its consumption: its step from the reading before it is the hour's
+// last (its value belongs to the hour after M, not materialized yet). So when every
+// pair's buckets of that hour were computed from one snapshot (rollup_state's
+// boundary_snapshot), a mark at M is settled without re-aggregating the hour:
+//   - its transaction is visible in that snapshot: the hour was computed with its
+//     readings, and the mark needs nothing;
+//   - otherwise, for an inserted reading whose device and series have no other mark,
+//     its step is added to the hourly bucket, the series' bucket of that hour and, when M
+//     is a local midnight of the device's zone, the day that ends at M (a row with count
+//     0 where the hour or day had none: a step and no reading).
+// Anything else (a deleted reading, other marks of the pair, a day written in another
+// zone than the device's now) is left to the full recomputation. The step is the
+// hourly aggregation's own expression (amrd_rollup_hourly_from_raw): the raw increase
+// from the latest reading before M, times the reading's factor, and 0 for a step down;
+// numeric sums are exact, so adding it to a stored sum gives what re-aggregating gives,
+// to the scale.
+
+// recomputeBoundary settles the marks on the materialized point that need at most their
+// step (above), in one transaction. Steps counts the steps added, Marks the marks settled.
+func (s *Store) recomputeBoundary(ctx context.Context) (RollupResult, error) {
+	var r RollupResult
+	err := s.inTx(ctx, "adding late steps to the rollups", func(tx pgx.Tx) error {
+		r = RollupResult{}
+		var mat pgtype.Timestamptz
+		var snap *string
+		if err := tx.QueryRow(ctx, `SELECT materialized, boundary_snapshot::text FROM rollup_state`).Scan(&mat, &snap); err != nil {
+			return err
+		}
+		if snap == nil || !mat.Valid || mat.InfinityModifier != pgtype.Finite {
+			return nil
+		}
+		m := mat.Time
+		tag, err := tx.Exec(ctx, `DELETE FROM rollup_marks
+			WHERE ts_min = $1 AND ts_max = $1 AND pg_visible_in_snapshot(xid, $2::pg_snapshot)`, m, *snap)
+		if err != nil {
+			return err
+		}
+		r.Marks = tag.RowsAffected()
+		if _, err := tx.Exec(ctx, `CREATE TEMPORARY TABLE rollup_steps (device_key integer, series_key integer,
+			step numeric, fresh boolean) ON COMMIT DROP`); err != nil {
+			return err
+		}
+		var marks, steps int64
+		if err := tx.QueryRow(ctx, `WITH m AS (
+				DELETE FROM rollup_marks m WHERE m.ts_min = $1 AND m.ts_max = $1 AND NOT m.deleted
+					AND NOT EXISTS (SELECT FROM rollup_marks o WHERE o.device_key = m.device_key AND o.series_key = m.series_key
+						AND (o.deleted OR o.ts_min <> $1 OR o.ts_max <> $1))
+					AND NOT EXISTS (SELECT FROM rollup_daily d WHERE d.device_key = m.device_key AND d.series_key = m.series_key
+						AND d.day_end = $1 AND d.timezone IS DISTINCT FROM
+							(SELECT z.timezone FROM amrd_read.device_zones z WHERE z.device_key = m.device_key))
+				RETURNING m.device_key, m.series_key),
+			ins AS (INSERT INTO rollup_steps (device_key, series_key, step)
+				SELECT p.device_key, p.series_key, CASE WHEN r.value - v.value > 0 THEN (r.value - v.value) * r.factor ELSE 0 END
+				FROM (SELECT DISTINCT device_key, series_key FROM m) p
+				JOIN meter_readings r ON r.device_key = p.device_key AND r.series_key = p.series_key AND r.ts = $1
+				CROSS JOIN LATERAL (SELECT x.value FROM meter_readings x
+					WHERE x.device_key = p.device_key AND x.series_key = p.series_key AND x.ts < $1
+					ORDER BY x.ts DESC LIMIT 1) v
+				RETURNING 1)
+			SELECT (SELECT count(*) FROM m), (SELECT count(*) FROM ins)`, m).Scan(&marks, &steps); err != nil {
+			return err
+		}
+		r.Marks += marks
+		if steps == 0 {
+			return nil
+		}
+		r.Steps = steps
+		hour := m.Add(-time.Hour)
+		if _, err := tx.Exec(ctx, `UPDATE rollup_steps s SET fresh = NOT EXISTS (SELECT FROM rollup_hourly h
+			WHERE h.device_key = s.device_key AND h.series_key = s.series_key AND h.bucket = $1)`, hour); err != nil {
+			return err
+		}
+		for _, q := range []string{
+			`UPDATE rollup_hourly h SET consumption = h.consumption + s.step FROM rollup_steps s
+			WHERE NOT s.fresh AND h.device_key = s.device_key AND h.series_key = s.series_key AND h.bucket = $1`,
+			`INSERT INTO rollup_hourly (device_key, series_key, bucket, count, consumption)
+			SELECT device_key, series_key, $1::timestamptz, 0, step FROM rollup_steps WHERE fresh`,
+		} {
+			tag, err := tx.Exec(ctx, q, hour)
+			if err != nil {
+				return err
+			}
+			r.Hourly += tag.RowsAffected()
+		}
+		// A series bucket is new only when no device had one that hour: then every row
+		// is fresh, and devices counts them.
+		tag, err = tx.Exec(ctx, `INSERT INTO rollup_series_hourly AS h (series_key, bucket, devices, count, consumption)
+			SELECT series_key, $1::timestamptz, count(*) FILTER (WHERE fresh), 0, sum(step) FROM rollup_steps GROUP BY series_key
+			ON CONFLICT (series_key, bucket) DO UPDATE
+			SET devices = h.devices + EXCLUDED.devices, consumption = h.consumption + EXCLUDED.consumption`, hour)
+		if err != nil {
+			return err
+		}
+		r.SeriesHourly = tag.RowsAffected()
+		// The days that end at the point: those written, then those that had no row (no
+		// hour of the day had a bucket) in zones whose day ends there.
+		for _, q := range []string{
+			`UPDATE rollup_daily d SET consumption = d.consumption + s.step FROM rollup_steps s
+			WHERE d.device_key = s.device_key AND d.series_key = s.series_key AND d.day_end = $1`,
+			`INSERT INTO rollup_daily (device_key, series_key, day, timezone, day_start, day_end, count, consumption)
+			SELECT s.device_key, s.series_key, x.d, z.timezone, public.amrd_day_start(x.d, z.timezone), $1::timestamptz, 0, s.step
+			FROM rollup_steps s
+			JOIN amrd_read.device_zones z ON z.device_key = s.device_key AND z.hour_aligned
+			CROSS JOIN LATERAL (SELECT public.amrd_local_day($1::timestamptz - interval '1 hour', z.timezone) AS d) x
+			WHERE public.amrd_day_start(x.d + 1, z.timezone) = $1
+				AND NOT EXISTS (SELECT FROM rollup_daily d WHERE d.device_key = s.device_key AND d.series_key = s.series_key
+					AND d.day_end = $1)`,
+		} {
+			tag, err := tx.Exec(ctx, q, m)
+			if err != nil {
+				return err
+			}
+			r.Daily += tag.RowsAffected()
+		}
+		return nil
+	})
+	return r, mapErr("adding late steps to the rollups", err)
+}

@@ -1,0 +1,189 @@
+package store_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/apd/v3"
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/amrd/amrd/store"
+	"github.com/amrd/amrd/store/storetest"
+)
+
+// TestLateReadingsOnTheMaterializedPoint: readings on the materialized point that arrive
+// after the materialization add their step to the stored buckets (the hour before the
+// point, its series bucket, and the day that ends there), and every bucket still equals
+// what re-aggregating the raw readings gives, to the scale. Marks the materialization
+// saw need nothing; a deleted reading, other marks of the pair, or an hour rewritten
+// for some pairs since take the full way.
+func TestLateReadingsOnTheMaterializedPoint(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	st, url := storetest.New(t)
+	st.SetDenseRecompute(-1)
+	conn := connect(t, url)
+	keys, ser := rollupFleet(t, url)
+	sthlm, kolkata, utc := keys["sthlm"], keys["kolkata"], keys["utc"]
+	zones := map[int32]*time.Location{sthlm: mustZone("Europe/Stockholm"), kolkata: mustZone("Asia/Kolkata"), utc: time.UTC}
+	factor := map[int32]int64{sthlm: 5, kolkata: 1, utc: 1}
+	at := func(s string) time.Time {
+		ts, err := time.Parse(time.RFC3339, s)
+		require.NoError(t, err)
+		return ts
+	}
+	// Registers that grow by a varying amount (values of scale 1 to 4) every quarter-hour,
+	// the UTC device every two hours only and not at all on 26 October.
+	reg := map[int32]*apd.Decimal{sthlm: apd.New(1000, 0), kolkata: apd.New(500, 0), utc: apd.New(20, 0)}
+	inc := 0
+	next := func(dev int32, ts time.Time) reading {
+		inc++
+		_, err := dctx.Add(reg[dev], reg[dev], apd.New(int64(7+inc%13), -int32(1+inc%4)))
+		require.NoError(t, err)
+		return reading{dev: dev, ser: ser, ts: ts, value: *new(apd.Decimal).Set(reg[dev]), factor: factor[dev]}
+	}
+	readings := func(from, to time.Time, devs ...int32) []reading {
+		var rs []reading
+		for ts := from; ts.Before(to); ts = ts.Add(15 * time.Minute) {
+			for _, d := range devs {
+				if d == utc && (ts.Minute() != 0 || ts.Hour()%2 != 0 || ts.Day() == 26) {
+					continue
+				}
+				rs = append(rs, next(d, ts))
+			}
+		}
+		return rs
+	}
+	materialize := func(to time.Time) {
+		t.Helper()
+		require.NoError(t, st.MoveRollupThreshold(ctx, to))
+		_, err := st.MaterializeRollups(ctx, 24*time.Hour)
+		require.NoError(t, err)
+	}
+	recompute := func(limit int) store.RollupResult {
+		t.Helper()
+		res, err := st.RecomputeMarked(ctx, limit)
+		require.NoError(t, err)
+		return res
+	}
+	check := func(stage string) {
+		t.Helper()
+		checkRollups(t, st, conn, zones, stage)
+		requireExactSums(t, conn, stage)
+	}
+
+	// B1: a Stockholm midnight (23:00 UTC in winter time).
+	b1 := at("2026-10-26T23:00:00Z")
+	write(t, st, readings(at("2026-10-25T00:00:00Z"), b1, sthlm, kolkata, utc))
+	materialize(b1)
+	check("materialized to B1")
+
+	// Late on B1: a step up for Stockholm (the hour before B1 and the local day that ends
+	// at B1 take it) and a step down for Kolkata (a counter reset: a step of 0).
+	late := []reading{next(sthlm, b1), next(kolkata, b1)}
+	late[1].value = *apd.New(3, 0)
+	write(t, st, late)
+	res := recompute(1000)
+	require.Equal(t, int64(2), res.Steps, "both readings on B1 add their step")
+	require.Zero(t, res.Recomputed)
+	require.Equal(t, int64(2), res.Marks)
+	check("late readings on B1")
+
+	// B2: midnight UTC. Readings up to it arrive on time; Stockholm's reading on B2 comes
+	// after the threshold moved but before the materialization (which sees it: its mark
+	// needs nothing); the UTC device's and Kolkata's after the materialization. The UTC
+	// device's reading before B2 is a day older, so the hour and the UTC day before B2
+	// get rows with a step and no reading.
+	b2 := at("2026-10-27T00:00:00Z")
+	reg[kolkata] = apd.New(3, 0)
+	write(t, st, readings(b1.Add(15*time.Minute), b2, sthlm, kolkata))
+	require.NoError(t, st.MoveRollupThreshold(ctx, b2))
+	write(t, st, []reading{next(sthlm, b2)})
+	materialize(b2)
+	write(t, st, []reading{next(utc, b2), next(kolkata, b2)})
+	res = recompute(1000)
+	require.Equal(t, int64(3), res.Marks)
+	require.Equal(t, int64(2), res.Steps, "the UTC device's and Kolkata's readings on B2")
+	require.Zero(t, res.Recomputed)
+	var count int32
+	require.NoError(t, conn.QueryRow(ctx, `SELECT count FROM rollup_hourly WHERE device_key = $1 AND bucket = $2`,
+		utc, b1).Scan(&count))
+	require.Zero(t, count, "an hour with a step and no reading")
+	check("late readings on B2")
+
+	// A reading on B2 deleted and written again with another value: the full way.
+	var id int64
+	require.NoError(t, conn.QueryRow(ctx, `SELECT id FROM meter_readings WHERE device_key = $1 AND ts = $2`, sthlm, b2).Scan(&id))
+	require.NoError(t, st.DeleteReading(ctx, store.AllOrgs, id))
+	again := next(sthlm, b2)
+	write(t, st, []reading{again})
+	res = recompute(1000)
+	require.Zero(t, res.Steps)
+	require.Equal(t, int64(1), res.Recomputed)
+	check("a reading on B2 deleted and written again")
+
+	// B3: a reading inside the last hour and one on B3, both late; the first mark alone is
+	// recomputed from the raw readings (which hold the second's reading already), so the
+	// second's step must not be added on top: that recomputation took the hour off the
+	// snapshot, and the second mark goes the full way too.
+	b3 := at("2026-10-27T01:00:00Z")
+	write(t, st, readings(b2.Add(15*time.Minute), b3, sthlm, kolkata))
+	materialize(b3)
+	write(t, st, []reading{next(sthlm, at("2026-10-27T00:52:00Z"))})
+	write(t, st, []reading{next(sthlm, b3)})
+	res = recompute(1)
+	require.Zero(t, res.Steps)
+	require.Equal(t, int64(1), res.Recomputed)
+	check("one of two marks of a pair recomputed")
+	res = recompute(1)
+	require.Zero(t, res.Steps)
+	require.Equal(t, int64(1), res.Recomputed)
+	check("the other")
+
+	// A re-aggregation of every pair up to the point puts the hour back on one snapshot:
+	// late readings on B3 after it add their steps again.
+	st.SetDenseRecompute(1)
+	write(t, st, []reading{next(kolkata, at("2026-10-27T00:53:00Z"))})
+	res = recompute(1000)
+	require.Zero(t, res.Steps)
+	require.Equal(t, int64(1), res.Recomputed)
+	write(t, st, []reading{next(kolkata, b3), next(utc, b3)})
+	res = recompute(1000)
+	require.Equal(t, int64(2), res.Steps)
+	require.Zero(t, res.Recomputed)
+	check("late readings on B3 after a re-aggregation")
+}
+
+// requireExactSums checks the sums that late steps change, with their scale (the text of
+// each numeric): every hourly bucket against amrd_rollup_hourly_from_raw over the
+// materialized range, the series buckets' devices, counts and consumption against their
+// devices' buckets, and each day of a zone whose days begin on a UTC hour against its
+// hours' consumption.
+func requireExactSums(t *testing.T, conn *pgx.Conn, stage string) {
+	t.Helper()
+	ctx := context.Background()
+	var bad int
+	require.NoError(t, conn.QueryRow(ctx, `WITH st AS (SELECT (SELECT min(bucket) FROM rollup_hourly) AS lo, materialized AS hi FROM rollup_state),
+		a AS (SELECT device_key, series_key, bucket, count, min_value::text, max_value::text, sum_value::text, first_ts, first_value::text,
+				last_ts, last_value::text, consumption::text FROM rollup_hourly),
+		b AS (SELECT f.device_key, f.series_key, f.bucket, f.count, f.min_value::text, f.max_value::text, f.sum_value::text, f.first_ts,
+				f.first_value::text, f.last_ts, f.last_value::text, f.consumption::text
+			FROM st, amrd_rollup_hourly_from_raw(st.lo, st.hi) f)
+		SELECT count(*) FROM ((TABLE a EXCEPT TABLE b) UNION ALL (TABLE b EXCEPT TABLE a)) x`).Scan(&bad))
+	require.Zero(t, bad, "%s: hourly buckets that are not what re-aggregating the raw readings gives", stage)
+	require.NoError(t, conn.QueryRow(ctx, `WITH a AS (SELECT series_key, bucket, devices, count, consumption::text FROM rollup_series_hourly),
+		b AS (SELECT series_key, bucket, count(*)::int, sum(count)::int, sum(consumption)::text FROM rollup_hourly GROUP BY 1, 2)
+		SELECT count(*) FROM ((TABLE a EXCEPT TABLE b) UNION ALL (TABLE b EXCEPT TABLE a)) x`).Scan(&bad))
+	require.Zero(t, bad, "%s: series buckets that are not the sums of their devices'", stage)
+	require.NoError(t, conn.QueryRow(ctx, `WITH a AS (SELECT d.device_key, d.series_key, d.day, d.consumption::text FROM rollup_daily d
+			JOIN amrd_read.device_zones z ON z.device_key = d.device_key AND z.hour_aligned),
+		b AS (SELECT d.device_key, d.series_key, d.day, sum(h.consumption)::text FROM rollup_daily d
+			JOIN amrd_read.device_zones z ON z.device_key = d.device_key AND z.hour_aligned
+			JOIN rollup_hourly h ON h.device_key = d.device_key AND h.series_key = d.series_key
+				AND h.bucket >= d.day_start AND h.bucket < d.day_end
+			GROUP BY 1, 2, 3)
+		SELECT count(*) FROM ((TABLE a EXCEPT TABLE b) UNION ALL (TABLE b EXCEPT TABLE a)) x`).Scan(&bad))
+	require.Zero(t, bad, "%s: days that are not the sums of their hours", stage)
+}
