@@ -23,3 +23,10 @@ ALTER TABLE rollup_marks
     ADD COLUMN deleted boolean NOT NULL DEFAULT false;
 
 ALTER TABLE rollup_state ADD COLUMN boundary_snapshot pg_snapshot;
+
+-- rollup_state.version counts the transactions that wrote rollup buckets (a slice, a
+-- recomputation, late steps, hourly retention). The job keeps the sums of the local days
+-- still open at the end of a slice in memory for the next slice, instead of reading their
+-- hours back from rollup_hourly, only while the version is the one it left (see
+-- store/rollupdays.go, "Open days").
+ALTER TABLE rollup_state ADD COLUMN version bigint NOT NULL DEFAULT 0;

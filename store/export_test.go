@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"slices"
+	"time"
 
 	"github.com/cockroachdb/apd/v3"
 	"github.com/google/uuid"
@@ -63,3 +65,18 @@ func (s *Store) SeriesHasReadingsProbeAll(ctx context.Context, series uuid.UUID)
 // SetDenseRecompute makes RecomputeMarked re-aggregate every batch of marks it can
 // (1), never (-1), or when cheaper (0, amrd's).
 func (s *Store) SetDenseRecompute(mode int) { s.denseRecompute = mode }
+
+// CarriedDays tells what the store keeps of the last slice's open days: where that slice
+// ended, the zones whose open day it kept, and how many device and series sums.
+func (s *Store) CarriedDays() (hi time.Time, zones []string, sums int) {
+	s.carryMu.Lock()
+	defer s.carryMu.Unlock()
+	if s.carry == nil {
+		return time.Time{}, nil, 0
+	}
+	for z := range s.carry.days {
+		zones = append(zones, z)
+	}
+	slices.Sort(zones)
+	return fromPGMicros(s.carry.hi), zones, len(s.carry.sums)
+}

@@ -200,7 +200,7 @@ func (s *Store) dropHourly(ctx context.Context, table string, olderThan time.Tim
 				horizon = end
 			}
 		}
-		_, err = tx.Exec(ctx, `UPDATE rollup_state SET hourly_horizon = greatest(hourly_horizon, $1)`, horizon)
+		_, err = tx.Exec(ctx, `UPDATE rollup_state SET hourly_horizon = greatest(hourly_horizon, $1), version = version + 1`, horizon)
 		return err
 	})
 	return n, err

@@ -419,14 +419,15 @@ func fromPGMicros(us int64) time.Time { return time.UnixMicro(us + pgEpochMicros
 // connection reads the readings a batch of hours at a time, in one snapshot (a
 // repeatable read transaction), while the buckets of the previous batch are copied in;
 // another reads what the series and daily sums need. It returns how many readings and
-// buckets it aggregated, those sums and the snapshot it read. A NaN or infinite value
+// buckets it aggregated, those sums and the snapshot it read. carry, if not nil, is the
+// previous slice's open days (see "Open days" in rollupdays.go). A NaN or infinite value
 // anywhere in the slice makes it write nothing and return errNonFinite.
 //
 // One copy, not one a range of devices: the copy that first writes into a new chunk of
 // rollup_hourly holds the chunk's lock until it commits, and it commits only when the
 // aggregator has written every bucket, which would wait for the other copy, waiting for
 // the lock.
-func (s *Store) materializeHourly(ctx context.Context, lo, hi time.Time) (hourlyResult, error) {
+func (s *Store) materializeHourly(ctx context.Context, lo, hi time.Time, carry *dayCarry) (hourlyResult, error) {
 	g, gctx := errgroup.WithContext(ctx)
 	pr, pw := io.Pipe()
 	out := newHourlyCopy(pw)
@@ -448,7 +449,7 @@ func (s *Store) materializeHourly(ctx context.Context, lo, hi time.Time) (hourly
 	// another connection while the readings are read and aggregated.
 	ready := make(chan *sliceRollups, 1)
 	g.Go(func() error {
-		d, err := newSliceRollups(gctx, s.pool, lo, hi)
+		d, err := newSliceRollups(gctx, s.pool, lo, hi, carry)
 		if err != nil {
 			return err
 		}

@@ -68,10 +68,12 @@ func (b *dayBucket) addHour(h *hourBucket) {
 	}
 }
 
-// zoneDay is a local day of a zone that ends in (lo, hi].
+// zoneDay is a local day of a zone that ends in (lo, hi], or, open, the one that goes on
+// past hi.
 type zoneDay struct {
 	day        int32 // days since 2000-01-01
 	start, end int64 // timestamptz, binary form
+	open       bool
 }
 
 // dayKey is a device's and series' local day: the index of the day in its zone's days.
@@ -97,6 +99,84 @@ type sliceRollups struct {
 	days     [][]zoneDay
 	hourDays [][]int
 	daily    map[dayKey]*dayBucket
+	// version is rollup_state's when the slice began. seeded[z] is the index of zone z's
+	// day whose hours before lo came from the previous slice's open day (-1: none);
+	// complete[z] says that zone z's open day has all its hours before hi summed.
+	version  int64
+	seeded   []int
+	complete []bool
+}
+
+// Open days. A slice's last local day in a zone usually goes on past hi (a Stockholm day
+// ends at 23:00 UTC, a slice at an hour of the threshold). Its hours so far are summed
+// like the others' but not written, and once the slice has committed the store keeps
+// those sums (dayCarry) for the next slice, which starts that day from them instead of
+// reading its hours back from rollup_hourly. The next slice takes them only if it begins
+// where that one ended, rollup_state.version is still the one that slice left (nothing
+// wrote buckets since: no recomputation, no late step, no other replica's job), and every
+// device is in the zone it was in; otherwise it reads back as before. A zone's open day
+// is kept only when all its hours before hi were summed: it began in the slice, came from
+// memory, or the read-back that the slice's closing days needed covered it (a slice of an
+// hour does not read back a day's first 23 hours just to keep it).
+
+// dayCarry is the sums of the open days at the end of a slice.
+type dayCarry struct {
+	hi      int64            // the slice's end
+	version int64            // rollup_state.version after it
+	zoneOf  map[int32]string // every device's zone (those whose days are sums of hours)
+	days    map[string]int32 // each zone's open day that was kept
+	sums    map[pairKey]*dayBucket
+}
+
+// fits says whether c continues where sr begins (see "Open days").
+func (c *dayCarry) fits(sr *sliceRollups) bool {
+	if c == nil || c.hi != sr.lo || c.version != sr.version || len(c.zoneOf) != len(sr.zoneOf) {
+		return false
+	}
+	for dev, z := range sr.zoneOf {
+		if c.zoneOf[dev] != sr.zones[z] {
+			return false
+		}
+	}
+	return true
+}
+
+// seed starts the day of each zone that c kept from c's sums.
+func (sr *sliceRollups) seed(c *dayCarry) {
+	for z, name := range sr.zones {
+		if d, ok := c.days[name]; ok {
+			sr.seeded[z] = slices.IndexFunc(sr.days[z], func(zd zoneDay) bool { return zd.day == d })
+		}
+	}
+	for k, b := range c.sums {
+		if i := sr.seeded[sr.zoneOf[k.dev]]; i >= 0 {
+			sr.daily[dayKey{k.dev, k.ser, i}] = b
+		}
+	}
+}
+
+// carry is the sums of sr's open days that have all their hours, for the slice after
+// it; version is rollup_state's after sr committed.
+func (sr *sliceRollups) carry(version int64) *dayCarry {
+	c := &dayCarry{hi: sr.hi, version: version, zoneOf: make(map[int32]string, len(sr.zoneOf)),
+		days: map[string]int32{}, sums: map[pairKey]*dayBucket{}}
+	for dev, z := range sr.zoneOf {
+		c.zoneOf[dev] = sr.zones[z]
+	}
+	open := make([]int, len(sr.zones))
+	for z, ds := range sr.days {
+		open[z] = -1
+		if n := len(ds); n > 0 && ds[n-1].open && sr.complete[z] {
+			open[z] = n - 1
+			c.days[sr.zones[z]] = ds[n-1].day
+		}
+	}
+	for k, b := range sr.daily {
+		if open[sr.zoneOf[k.dev]] == k.day {
+			c.sums[pairKey{k.dev, k.ser}] = b
+		}
+	}
+	return c
 }
 
 // dayFrom is how far before lo amrd_rollup_daily_from_table looks for a day's hours.
@@ -104,10 +184,14 @@ const dayFrom = 48 * time.Hour
 
 // newSliceRollups reads the zones of the devices whose days are sums of hours, their
 // local days in [lo - 2 days, hi), and the hours of rollup_hourly before lo of the days
-// that end in (lo, hi].
-func newSliceRollups(ctx context.Context, q querier, lo, hi time.Time) (*sliceRollups, error) {
+// that end in (lo, hi], except those of a day that carry holds (see "Open days"; carry
+// may be nil).
+func newSliceRollups(ctx context.Context, q querier, lo, hi time.Time, carry *dayCarry) (*sliceRollups, error) {
 	sr := &sliceRollups{lo: pgMicros(lo), hi: pgMicros(hi), series: map[seriesKey]*dayBucket{},
 		from: pgMicros(lo.Add(-dayFrom)), zoneOf: map[int32]int{}, daily: map[dayKey]*dayBucket{}}
+	if err := q.QueryRow(ctx, `SELECT version FROM rollup_state`).Scan(&sr.version); err != nil {
+		return nil, err
+	}
 	zoneIdx := map[string]int{}
 	rows, err := q.Query(ctx, `SELECT device_key, timezone FROM amrd_read.device_zones WHERE hour_aligned`)
 	if err != nil {
@@ -158,9 +242,10 @@ func newSliceRollups(ctx context.Context, q querier, lo, hi time.Time) (*sliceRo
 			return nil, err
 		}
 		zd := zoneDay{day: day, start: pgMicros(start), end: pgMicros(end)}
-		if zd.end <= sr.lo || zd.end > sr.hi {
+		if zd.end <= sr.lo {
 			continue
 		}
+		zd.open = zd.end > sr.hi
 		ds := sr.days[z-1]
 		if len(ds) == 0 || ds[len(ds)-1].day != day {
 			ds = append(ds, zd)
@@ -172,13 +257,26 @@ func newSliceRollups(ctx context.Context, q querier, lo, hi time.Time) (*sliceRo
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	// The hours before lo of the days that end in (lo, hi], from the first such hour of
-	// any zone: addDay keeps those of each device's days (a scan of the hours by time; a
-	// join on the devices would probe the key index a device).
+	sr.seeded = slices.Repeat([]int{-1}, len(sr.zones))
+	if carry.fits(sr) {
+		sr.seed(carry)
+	}
+	// The hours before lo of the days that end in (lo, hi] and do not come from memory,
+	// from the first such hour of any zone: addDay keeps those of each device's days (a
+	// scan of the hours by time; a join on the devices would probe the key index a
+	// device).
 	first := sr.lo
 	for z := range sr.zones {
-		if k := slices.IndexFunc(sr.hourDays[z], func(d int) bool { return d >= 0 }); k >= 0 {
+		if k := slices.IndexFunc(sr.hourDays[z], func(d int) bool {
+			return d >= 0 && d != sr.seeded[z] && !sr.days[z][d].open
+		}); k >= 0 {
 			first = min(first, sr.from+int64(k)*hourMicros)
+		}
+	}
+	sr.complete = make([]bool, len(sr.zones))
+	for z, ds := range sr.days {
+		if n := len(ds); n > 0 && ds[n-1].open {
+			sr.complete[z] = n-1 == sr.seeded[z] || ds[n-1].start >= first
 		}
 	}
 	if first >= sr.lo {
@@ -195,6 +293,9 @@ func newSliceRollups(ctx context.Context, q querier, lo, hi time.Time) (*sliceRo
 		var h hourBucket
 		if err := decodeHourly(rows.RawValues(), &h); err != nil {
 			return nil, err
+		}
+		if z, ok := sr.zoneOf[h.dev]; ok && sr.hourDays[z][(h.bucket-sr.from)/hourMicros] == sr.seeded[z] {
+			continue // a day that memory started
 		}
 		sr.addDay(&h)
 	}
@@ -369,9 +470,14 @@ const seriesCopySQL = `COPY rollup_series_hourly (series_key, bucket, devices, c
 // dailyCopy is rollup_daily's rows in COPY's binary format (dailyCopySQL).
 func (sr *sliceRollups) dailyCopy() ([]byte, int64, error) {
 	c := newCopyRows(0)
+	var n int64
 	for k, b := range sr.daily {
 		z := sr.zoneOf[k.dev]
 		d := sr.days[z][k.day]
+		if d.open {
+			continue // not over yet: the next slice's (carry)
+		}
+		n++
 		c.row(15)
 		c.int32(k.dev)
 		c.int32(k.ser)
@@ -387,7 +493,7 @@ func (sr *sliceRollups) dailyCopy() ([]byte, int64, error) {
 		}
 	}
 	c.end()
-	return c.buf, int64(len(sr.daily)), nil
+	return c.buf, n, nil
 }
 
 const dailyCopySQL = `COPY rollup_daily (device_key, series_key, day, timezone, day_start, day_end, count, min_value,

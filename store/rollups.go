@@ -209,8 +209,12 @@ func (s *Store) materializeSlice(ctx context.Context, lo, hi time.Time, move boo
 	var r RollupResult
 	var h hourlyResult
 	var err error
+	var carry *dayCarry
+	if move {
+		carry = s.takeCarry()
+	}
 	if s.pool.Config().MaxConns >= 2 { // with one connection, a copy would hold it from the readings
-		h, err = s.materializeHourly(ctx, lo, hi)
+		h, err = s.materializeHourly(ctx, lo, hi, carry)
 	}
 	if h.days == nil && (err == nil || errors.Is(err, errNonFinite)) {
 		// Only SQL knows how NaN and infinities aggregate: leave the slice to it (in
@@ -223,6 +227,7 @@ func (s *Store) materializeSlice(ctx context.Context, lo, hi time.Time, move boo
 	}
 	days := h.days // nil: the SQL functions make the series and daily buckets
 	r.Readings, r.Hourly = h.readings, h.buckets
+	var version int64
 	// The snapshot every pair's buckets of the slice's last hour were computed from, for
 	// the late steps on the materialized point (recomputeBoundary).
 	var snapshot *string
@@ -252,12 +257,14 @@ func (s *Store) materializeSlice(ctx context.Context, lo, hi time.Time, move boo
 			}
 			r.SeriesHourly = tag.RowsAffected()
 		}
+		// The version counts the writes of buckets (see "Open days" in rollupdays.go).
 		if move {
-			if _, err := tx.Exec(ctx, `UPDATE rollup_state SET materialized = $1, boundary_snapshot = $2::pg_snapshot, updated_at = now()`,
-				hi, snapshot); err != nil {
+			if err := tx.QueryRow(ctx, `UPDATE rollup_state SET materialized = $1, boundary_snapshot = $2::pg_snapshot,
+				version = version + 1, updated_at = now() RETURNING version`, hi, snapshot).Scan(&version); err != nil {
 				return err
 			}
-		} else if _, err := tx.Exec(ctx, `UPDATE rollup_state SET boundary_snapshot = $2::pg_snapshot WHERE materialized = $1`,
+		} else if _, err := tx.Exec(ctx, `UPDATE rollup_state SET version = version + 1,
+			boundary_snapshot = CASE WHEN materialized = $1 THEN $2::pg_snapshot ELSE boundary_snapshot END`,
 			hi, snapshot); err != nil {
 			return err
 		}
@@ -292,7 +299,25 @@ func (s *Store) materializeSlice(ctx context.Context, lo, hi time.Time, move boo
 		}
 		return nil
 	})
+	if err == nil && move && days != nil {
+		s.setCarry(days.carry(version))
+	}
 	return r, err
+}
+
+// takeCarry returns the open days of the last slice and forgets them (nil if none).
+func (s *Store) takeCarry() *dayCarry {
+	s.carryMu.Lock()
+	defer s.carryMu.Unlock()
+	c := s.carry
+	s.carry = nil
+	return c
+}
+
+func (s *Store) setCarry(c *dayCarry) {
+	s.carryMu.Lock()
+	s.carry = c
+	s.carryMu.Unlock()
 }
 
 // copyIn copies the rows that rows encodes in COPY's binary format with the statement
@@ -477,8 +502,9 @@ func (s *Store) recomputeMarked(ctx context.Context, limit int) (RollupResult, e
 		}
 		// The hour that ends at the materialized point, rewritten for some pairs, was no
 		// longer computed from one snapshot: late steps on the point go the full way.
-		if _, err := tx.Exec(ctx, `UPDATE rollup_state SET boundary_snapshot = NULL
-			WHERE boundary_snapshot IS NOT NULL AND EXISTS (SELECT FROM rollup_redo WHERE b = $1)`, mat.Time); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE rollup_state SET version = version + 1,
+			boundary_snapshot = CASE WHEN EXISTS (SELECT FROM rollup_redo WHERE b = $1) THEN NULL ELSE boundary_snapshot END`,
+			mat.Time); err != nil {
 			return err
 		}
 		// The keys must be restrictions inside the lateral subquery (OFFSET 0 keeps it one)

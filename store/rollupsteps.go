@@ -77,6 +77,9 @@ func (s *Store) recomputeBoundary(ctx context.Context) (RollupResult, error) {
 			return nil
 		}
 		r.Steps = steps
+		if _, err := tx.Exec(ctx, `UPDATE rollup_state SET version = version + 1`); err != nil {
+			return err
+		}
 		hour := m.Add(-time.Hour)
 		if _, err := tx.Exec(ctx, `UPDATE rollup_steps s SET fresh = NOT EXISTS (SELECT FROM rollup_hourly h
 			WHERE h.device_key = s.device_key AND h.series_key = s.series_key AND h.bucket = $1)`, hour); err != nil {

@@ -187,3 +187,123 @@ func requireExactSums(t *testing.T, conn *pgx.Conn, stage string) {
 		SELECT count(*) FROM ((TABLE a EXCEPT TABLE b) UNION ALL (TABLE b EXCEPT TABLE a)) x`).Scan(&bad))
 	require.Zero(t, bad, "%s: days that are not the sums of their hours", stage)
 }
+
+// TestOpenDaysCarriedToTheNextSlice: a slice keeps the sums of the local days that go on
+// past its end, and the next slice starts those days from them instead of reading their
+// hours back; only while nothing wrote buckets in between. (An hour's consumption is
+// changed behind the store's back to tell which of the two a day was summed from.)
+func TestOpenDaysCarriedToTheNextSlice(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	st, url := storetest.New(t)
+	st.SetDenseRecompute(-1)
+	conn := connect(t, url)
+	keys, ser := rollupFleet(t, url)
+	sthlm, kolkata, utc := keys["sthlm"], keys["kolkata"], keys["utc"]
+	zones := map[int32]*time.Location{sthlm: mustZone("Europe/Stockholm"), kolkata: mustZone("Asia/Kolkata"), utc: time.UTC}
+	factor := map[int32]int64{sthlm: 5, kolkata: 1, utc: 1}
+	var all []reading
+	for dev, v := range map[int32]int64{sthlm: 100, kolkata: 200, utc: 300} {
+		reg := apd.New(v, 0)
+		for ts := time.Date(2026, 10, 25, 0, 0, 0, 0, time.UTC); ts.Before(time.Date(2026, 10, 28, 6, 0, 0, 0, time.UTC)); ts = ts.Add(15 * time.Minute) {
+			_, err := dctx.Add(reg, reg, apd.New(int64(1+ts.Minute()), -2))
+			require.NoError(t, err)
+			all = append(all, reading{dev: dev, ser: ser, ts: ts, value: *new(apd.Decimal).Set(reg), factor: factor[dev]})
+		}
+	}
+	write(t, st, all)
+	materialize := func(to time.Time) {
+		t.Helper()
+		require.NoError(t, st.MoveRollupThreshold(ctx, to))
+		_, err := st.MaterializeRollups(ctx, 24*time.Hour)
+		require.NoError(t, err)
+	}
+	tamper := func(bucket string, by int) {
+		t.Helper()
+		_, err := conn.Exec(ctx, `UPDATE rollup_hourly SET consumption = consumption + $3 WHERE device_key = $1 AND bucket = $2`, sthlm, bucket, by)
+		require.NoError(t, err)
+	}
+	dayCons := func(day string) (stored, hours string) {
+		t.Helper()
+		require.NoError(t, conn.QueryRow(ctx, `SELECT d.consumption::text, (SELECT sum(h.consumption)::text FROM rollup_hourly h
+			WHERE h.device_key = d.device_key AND h.series_key = d.series_key AND h.bucket >= d.day_start AND h.bucket < d.day_end)
+			FROM rollup_daily d WHERE d.device_key = $1 AND d.day = $2`, sthlm, day).Scan(&stored, &hours))
+		return stored, hours
+	}
+
+	t1 := time.Date(2026, 10, 26, 12, 0, 0, 0, time.UTC)
+	materialize(t1)
+	hi, kept, sums := st.CarriedDays()
+	require.Equal(t, t1, hi)
+	require.Equal(t, []string{"Europe/Stockholm", "UTC"}, kept, "the zones whose days are sums of hours")
+	require.Equal(t, 2, sums, "one open day for each of those devices")
+	checkRollups(t, st, conn, zones, "materialized to the 26th, 12:00")
+
+	// Stockholm's 26 October (23:00 UTC on the 25th to 23:00 UTC on the 26th, winter time)
+	// is open at t1: its hours before t1 come from memory.
+	tamper("2026-10-26T05:00:00Z", 1000)
+	t2 := time.Date(2026, 10, 27, 12, 0, 0, 0, time.UTC)
+	materialize(t2)
+	stored, hours := dayCons("2026-10-26")
+	require.NotEqual(t, stored, hours, "the day was summed from memory, not from the changed hour")
+	tamper("2026-10-26T05:00:00Z", -1000)
+	checkRollups(t, st, conn, zones, "materialized to the 27th, 12:00")
+	hi, _, _ = st.CarriedDays()
+	require.Equal(t, t2, hi)
+
+	// A recomputation between two slices writes buckets: the next slice reads back.
+	write(t, st, []reading{{dev: utc, ser: ser, ts: time.Date(2026, 10, 27, 3, 7, 0, 0, time.UTC), value: *apd.New(301, 0), factor: 1}})
+	_, err := st.RecomputeMarked(ctx, 1000)
+	require.NoError(t, err)
+	tamper("2026-10-27T05:00:00Z", 1000)
+	materialize(time.Date(2026, 10, 28, 0, 0, 0, 0, time.UTC))
+	stored, hours = dayCons("2026-10-27")
+	require.Equal(t, hours, stored, "the day was summed from its hours in rollup_hourly")
+	tamper("2026-10-27T05:00:00Z", -1000)
+}
+
+// TestOpenDaysAfterAnInterruption: after something else wrote buckets (here a
+// recomputation), a one-hour slice that begins on a Stockholm midnight keeps that new
+// day (all its hours are in the slice) but not the UTC day (its earlier hours were not
+// read); the next slice reads the UTC day's hours back and must skip the Stockholm hours
+// that memory holds already.
+func TestOpenDaysAfterAnInterruption(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	st, url := storetest.New(t)
+	st.SetDenseRecompute(-1)
+	conn := connect(t, url)
+	keys, ser := rollupFleet(t, url)
+	sthlm, kolkata, utc := keys["sthlm"], keys["kolkata"], keys["utc"]
+	zones := map[int32]*time.Location{sthlm: mustZone("Europe/Stockholm"), kolkata: mustZone("Asia/Kolkata"), utc: time.UTC}
+	factor := map[int32]int64{sthlm: 5, kolkata: 1, utc: 1}
+	var all []reading
+	for dev, v := range map[int32]int64{sthlm: 100, kolkata: 200, utc: 300} {
+		reg := apd.New(v, 0)
+		for ts := time.Date(2026, 10, 21, 0, 0, 0, 0, time.UTC); ts.Before(time.Date(2026, 10, 25, 0, 0, 0, 0, time.UTC)); ts = ts.Add(15 * time.Minute) {
+			_, err := dctx.Add(reg, reg, apd.New(int64(3+ts.Hour()), -1))
+			require.NoError(t, err)
+			all = append(all, reading{dev: dev, ser: ser, ts: ts, value: *new(apd.Decimal).Set(reg), factor: factor[dev]})
+		}
+	}
+	write(t, st, all)
+	materialize := func(to time.Time, slice time.Duration) {
+		t.Helper()
+		require.NoError(t, st.MoveRollupThreshold(ctx, to))
+		_, err := st.MaterializeRollups(ctx, slice)
+		require.NoError(t, err)
+	}
+	// Up to a Stockholm midnight in summer time (22:00 UTC), then a late reading and its
+	// recomputation.
+	materialize(time.Date(2026, 10, 22, 22, 0, 0, 0, time.UTC), 24*time.Hour)
+	write(t, st, []reading{{dev: utc, ser: ser, ts: time.Date(2026, 10, 22, 3, 7, 0, 0, time.UTC), value: *apd.New(1, 0), factor: 1}})
+	_, err := st.RecomputeMarked(ctx, 1000)
+	require.NoError(t, err)
+	materialize(time.Date(2026, 10, 22, 23, 0, 0, 0, time.UTC), time.Hour)
+	_, kept, _ := st.CarriedDays()
+	require.Equal(t, []string{"Europe/Stockholm"}, kept)
+	// UTC's 22 October closes at midnight: read back, without Stockholm's 22:00 hour.
+	materialize(time.Date(2026, 10, 24, 0, 0, 0, 0, time.UTC), 24*time.Hour)
+	checkRollups(t, st, conn, zones, "after an interruption")
+	requireExactSums(t, conn, "after an interruption")
+}

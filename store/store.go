@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -33,6 +34,10 @@ type Store struct {
 	denseRecompute int
 	// rollupWorkers is how many transactions materialize hourly rollups at once in SQL.
 	rollupWorkers int
+	// carry is the open days' sums of the last slice materialized (see "Open days" in
+	// rollupdays.go), nil if none; a slice takes it.
+	carryMu sync.Mutex
+	carry   *dayCarry
 }
 
 // Config is how Open connects. DefaultConfig holds the defaults; Open gives a field left
