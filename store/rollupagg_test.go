@@ -210,3 +210,40 @@ func TestRollupJobNonFinite(t *testing.T) {
 	require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM rollup_hourly WHERE sum_value = 'NaN'`).Scan(&nan))
 	require.Equal(t, 1, nan)
 }
+
+// TestMaterializationSummarizesTheReadingsBRIN: before it reads a slice, the job
+// summarizes the new BRIN ranges on ts of the readings' chunks the slice overlaps (and
+// only those), so that its range queries read their own pages (see readBatches).
+func TestMaterializationSummarizesTheReadingsBRIN(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	st, url := storetest.New(t)
+	conn := connect(t, url)
+	keys, ser := rollupFleet(t, url)
+	// Readings every 10 s: full BRIN ranges of 128 pages in each day's chunk (the last,
+	// partial range of a chunk is never summarized by brin_summarize_new_values).
+	devs := make([]int32, 0, len(keys))
+	for _, d := range keys {
+		devs = append(devs, d)
+	}
+	_, err := conn.Exec(ctx, `INSERT INTO meter_readings (device_key, series_key, ts, value, factor)
+		SELECT d, $2, ts, extract(epoch FROM ts)::bigint / 10, 1 FROM unnest($1::int4[]) d,
+			generate_series('2026-10-20'::timestamptz, '2026-10-22'::timestamptz - interval '10 s', interval '10 s') ts`, devs, ser)
+	require.NoError(t, err)
+	require.NoError(t, st.MoveRollupThreshold(ctx, time.Date(2026, 10, 20, 23, 0, 0, 0, time.UTC)))
+	_, err = st.MaterializeRollups(ctx, 24*time.Hour)
+	require.NoError(t, err)
+	// What is left to summarize in each day's chunk (this summarizes it).
+	left := func(day string) int64 {
+		var n int64
+		require.NoError(t, conn.QueryRow(ctx, `SELECT coalesce(sum(brin_summarize_new_values(i.indexrelid)), 0)
+			FROM timescaledb_information.chunks c
+			JOIN pg_class t ON t.relname = c.chunk_name AND t.relnamespace = c.chunk_schema::regnamespace
+			JOIN pg_index i ON i.indrelid = t.oid
+			WHERE c.hypertable_name = 'meter_readings' AND c.range_start = $1::timestamptz
+				AND i.indexrelid::regclass::text LIKE '%ts_brin'`, day).Scan(&n))
+		return n
+	}
+	require.Zero(t, left("2026-10-20"), "the slice's chunk was summarized")
+	require.Positive(t, left("2026-10-21"), "a chunk after the slice is left to autovacuum")
+}
