@@ -13,6 +13,60 @@ import (
 	"github.com/amrd/amrd/store/storetest"
 )
 
+// stepFleet is the rollup fleet (rollupFleet) of the tests below, with the job's calls
+// they make.
+type stepFleet struct {
+	t                   *testing.T
+	st                  *store.Store
+	conn                *pgx.Conn
+	sthlm, kolkata, utc int32
+	ser                 int32
+	zones               map[int32]*time.Location
+	factor              map[int32]int64
+}
+
+func newStepFleet(t *testing.T) *stepFleet {
+	st, url := storetest.New(t)
+	st.SetDenseRecompute(-1)
+	keys, ser := rollupFleet(t, url)
+	f := &stepFleet{t: t, st: st, conn: connect(t, url), sthlm: keys["sthlm"], kolkata: keys["kolkata"], utc: keys["utc"], ser: ser}
+	f.zones = map[int32]*time.Location{f.sthlm: mustZone("Europe/Stockholm"), f.kolkata: mustZone("Asia/Kolkata"), f.utc: time.UTC}
+	f.factor = map[int32]int64{f.sthlm: 5, f.kolkata: 1, f.utc: 1}
+	return f
+}
+
+// materialize moves the threshold to and materializes up to it, a slice at a time.
+func (f *stepFleet) materialize(to time.Time, slice time.Duration) {
+	f.t.Helper()
+	ctx := testCtx(f.t)
+	require.NoError(f.t, f.st.MoveRollupThreshold(ctx, to))
+	_, err := f.st.MaterializeRollups(ctx, slice)
+	require.NoError(f.t, err)
+}
+
+func (f *stepFleet) recompute(limit int) store.RollupResult {
+	f.t.Helper()
+	res, err := f.st.RecomputeMarked(testCtx(f.t), limit)
+	require.NoError(f.t, err)
+	return res
+}
+
+// registers writes quarter-hourly registers of the three devices in [from, to), each
+// growing by inc(ts).
+func (f *stepFleet) registers(from, to time.Time, inc func(time.Time) *apd.Decimal) {
+	f.t.Helper()
+	var all []reading
+	for dev, v := range map[int32]int64{f.sthlm: 100, f.kolkata: 200, f.utc: 300} {
+		reg := apd.New(v, 0)
+		for ts := from; ts.Before(to); ts = ts.Add(15 * time.Minute) {
+			_, err := dctx.Add(reg, reg, inc(ts))
+			require.NoError(f.t, err)
+			all = append(all, reading{dev: dev, ser: f.ser, ts: ts, value: *new(apd.Decimal).Set(reg), factor: f.factor[dev]})
+		}
+	}
+	write(f.t, f.st, all)
+}
+
 // TestLateReadingsOnTheMaterializedPoint: readings on the materialized point that arrive
 // after the materialization add their step to the stored buckets (the hour before the
 // point, its series bucket, and the day that ends there), and every bucket still equals
@@ -22,13 +76,9 @@ import (
 func TestLateReadingsOnTheMaterializedPoint(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
-	st, url := storetest.New(t)
-	st.SetDenseRecompute(-1)
-	conn := connect(t, url)
-	keys, ser := rollupFleet(t, url)
-	sthlm, kolkata, utc := keys["sthlm"], keys["kolkata"], keys["utc"]
-	zones := map[int32]*time.Location{sthlm: mustZone("Europe/Stockholm"), kolkata: mustZone("Asia/Kolkata"), utc: time.UTC}
-	factor := map[int32]int64{sthlm: 5, kolkata: 1, utc: 1}
+	f := newStepFleet(t)
+	st, conn, ser := f.st, f.conn, f.ser
+	sthlm, kolkata, utc := f.sthlm, f.kolkata, f.utc
 	at := func(s string) time.Time {
 		ts, err := time.Parse(time.RFC3339, s)
 		require.NoError(t, err)
@@ -42,7 +92,7 @@ func TestLateReadingsOnTheMaterializedPoint(t *testing.T) {
 		inc++
 		_, err := dctx.Add(reg[dev], reg[dev], apd.New(int64(7+inc%13), -int32(1+inc%4)))
 		require.NoError(t, err)
-		return reading{dev: dev, ser: ser, ts: ts, value: *new(apd.Decimal).Set(reg[dev]), factor: factor[dev]}
+		return reading{dev: dev, ser: ser, ts: ts, value: *new(apd.Decimal).Set(reg[dev]), factor: f.factor[dev]}
 	}
 	readings := func(from, to time.Time, devs ...int32) []reading {
 		var rs []reading
@@ -56,21 +106,11 @@ func TestLateReadingsOnTheMaterializedPoint(t *testing.T) {
 		}
 		return rs
 	}
-	materialize := func(to time.Time) {
-		t.Helper()
-		require.NoError(t, st.MoveRollupThreshold(ctx, to))
-		_, err := st.MaterializeRollups(ctx, 24*time.Hour)
-		require.NoError(t, err)
-	}
-	recompute := func(limit int) store.RollupResult {
-		t.Helper()
-		res, err := st.RecomputeMarked(ctx, limit)
-		require.NoError(t, err)
-		return res
-	}
+	materialize := func(to time.Time) { t.Helper(); f.materialize(to, 24*time.Hour) }
+	recompute := f.recompute
 	check := func(stage string) {
 		t.Helper()
-		checkRollups(t, st, conn, zones, stage)
+		checkRollups(t, st, conn, f.zones, stage)
 		requireExactSums(t, conn, stage)
 	}
 
@@ -195,29 +235,11 @@ func requireExactSums(t *testing.T, conn *pgx.Conn, stage string) {
 func TestOpenDaysCarriedToTheNextSlice(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
-	st, url := storetest.New(t)
-	st.SetDenseRecompute(-1)
-	conn := connect(t, url)
-	keys, ser := rollupFleet(t, url)
-	sthlm, kolkata, utc := keys["sthlm"], keys["kolkata"], keys["utc"]
-	zones := map[int32]*time.Location{sthlm: mustZone("Europe/Stockholm"), kolkata: mustZone("Asia/Kolkata"), utc: time.UTC}
-	factor := map[int32]int64{sthlm: 5, kolkata: 1, utc: 1}
-	var all []reading
-	for dev, v := range map[int32]int64{sthlm: 100, kolkata: 200, utc: 300} {
-		reg := apd.New(v, 0)
-		for ts := time.Date(2026, 10, 25, 0, 0, 0, 0, time.UTC); ts.Before(time.Date(2026, 10, 28, 6, 0, 0, 0, time.UTC)); ts = ts.Add(15 * time.Minute) {
-			_, err := dctx.Add(reg, reg, apd.New(int64(1+ts.Minute()), -2))
-			require.NoError(t, err)
-			all = append(all, reading{dev: dev, ser: ser, ts: ts, value: *new(apd.Decimal).Set(reg), factor: factor[dev]})
-		}
-	}
-	write(t, st, all)
-	materialize := func(to time.Time) {
-		t.Helper()
-		require.NoError(t, st.MoveRollupThreshold(ctx, to))
-		_, err := st.MaterializeRollups(ctx, 24*time.Hour)
-		require.NoError(t, err)
-	}
+	f := newStepFleet(t)
+	st, conn, zones, sthlm := f.st, f.conn, f.zones, f.sthlm
+	f.registers(time.Date(2026, 10, 25, 0, 0, 0, 0, time.UTC), time.Date(2026, 10, 28, 6, 0, 0, 0, time.UTC),
+		func(ts time.Time) *apd.Decimal { return apd.New(int64(1+ts.Minute()), -2) })
+	materialize := func(to time.Time) { t.Helper(); f.materialize(to, 24*time.Hour) }
 	tamper := func(bucket string, by int) {
 		t.Helper()
 		_, err := conn.Exec(ctx, `UPDATE rollup_hourly SET consumption = consumption + $3 WHERE device_key = $1 AND bucket = $2`, sthlm, bucket, by)
@@ -252,9 +274,8 @@ func TestOpenDaysCarriedToTheNextSlice(t *testing.T) {
 	require.Equal(t, t2, hi)
 
 	// A recomputation between two slices writes buckets: the next slice reads back.
-	write(t, st, []reading{{dev: utc, ser: ser, ts: time.Date(2026, 10, 27, 3, 7, 0, 0, time.UTC), value: *apd.New(301, 0), factor: 1}})
-	_, err := st.RecomputeMarked(ctx, 1000)
-	require.NoError(t, err)
+	write(t, st, []reading{{dev: f.utc, ser: f.ser, ts: time.Date(2026, 10, 27, 3, 7, 0, 0, time.UTC), value: *apd.New(301, 0), factor: 1}})
+	f.recompute(1000)
 	tamper("2026-10-27T05:00:00Z", 1000)
 	materialize(time.Date(2026, 10, 28, 0, 0, 0, 0, time.UTC))
 	stored, hours = dayCons("2026-10-27")
@@ -269,41 +290,19 @@ func TestOpenDaysCarriedToTheNextSlice(t *testing.T) {
 // that memory holds already.
 func TestOpenDaysAfterAnInterruption(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
-	st, url := storetest.New(t)
-	st.SetDenseRecompute(-1)
-	conn := connect(t, url)
-	keys, ser := rollupFleet(t, url)
-	sthlm, kolkata, utc := keys["sthlm"], keys["kolkata"], keys["utc"]
-	zones := map[int32]*time.Location{sthlm: mustZone("Europe/Stockholm"), kolkata: mustZone("Asia/Kolkata"), utc: time.UTC}
-	factor := map[int32]int64{sthlm: 5, kolkata: 1, utc: 1}
-	var all []reading
-	for dev, v := range map[int32]int64{sthlm: 100, kolkata: 200, utc: 300} {
-		reg := apd.New(v, 0)
-		for ts := time.Date(2026, 10, 21, 0, 0, 0, 0, time.UTC); ts.Before(time.Date(2026, 10, 25, 0, 0, 0, 0, time.UTC)); ts = ts.Add(15 * time.Minute) {
-			_, err := dctx.Add(reg, reg, apd.New(int64(3+ts.Hour()), -1))
-			require.NoError(t, err)
-			all = append(all, reading{dev: dev, ser: ser, ts: ts, value: *new(apd.Decimal).Set(reg), factor: factor[dev]})
-		}
-	}
-	write(t, st, all)
-	materialize := func(to time.Time, slice time.Duration) {
-		t.Helper()
-		require.NoError(t, st.MoveRollupThreshold(ctx, to))
-		_, err := st.MaterializeRollups(ctx, slice)
-		require.NoError(t, err)
-	}
+	f := newStepFleet(t)
+	f.registers(time.Date(2026, 10, 21, 0, 0, 0, 0, time.UTC), time.Date(2026, 10, 25, 0, 0, 0, 0, time.UTC),
+		func(ts time.Time) *apd.Decimal { return apd.New(int64(3+ts.Hour()), -1) })
 	// Up to a Stockholm midnight in summer time (22:00 UTC), then a late reading and its
 	// recomputation.
-	materialize(time.Date(2026, 10, 22, 22, 0, 0, 0, time.UTC), 24*time.Hour)
-	write(t, st, []reading{{dev: utc, ser: ser, ts: time.Date(2026, 10, 22, 3, 7, 0, 0, time.UTC), value: *apd.New(1, 0), factor: 1}})
-	_, err := st.RecomputeMarked(ctx, 1000)
-	require.NoError(t, err)
-	materialize(time.Date(2026, 10, 22, 23, 0, 0, 0, time.UTC), time.Hour)
-	_, kept, _ := st.CarriedDays()
+	f.materialize(time.Date(2026, 10, 22, 22, 0, 0, 0, time.UTC), 24*time.Hour)
+	write(t, f.st, []reading{{dev: f.utc, ser: f.ser, ts: time.Date(2026, 10, 22, 3, 7, 0, 0, time.UTC), value: *apd.New(1, 0), factor: 1}})
+	f.recompute(1000)
+	f.materialize(time.Date(2026, 10, 22, 23, 0, 0, 0, time.UTC), time.Hour)
+	_, kept, _ := f.st.CarriedDays()
 	require.Equal(t, []string{"Europe/Stockholm"}, kept)
 	// UTC's 22 October closes at midnight: read back, without Stockholm's 22:00 hour.
-	materialize(time.Date(2026, 10, 24, 0, 0, 0, 0, time.UTC), 24*time.Hour)
-	checkRollups(t, st, conn, zones, "after an interruption")
-	requireExactSums(t, conn, "after an interruption")
+	f.materialize(time.Date(2026, 10, 24, 0, 0, 0, 0, time.UTC), 24*time.Hour)
+	checkRollups(t, f.st, f.conn, f.zones, "after an interruption")
+	requireExactSums(t, f.conn, "after an interruption")
 }
