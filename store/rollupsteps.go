@@ -107,8 +107,17 @@ func (s *Store) recomputeBoundary(ctx context.Context) (RollupResult, error) {
 			return err
 		}
 		r.SeriesHourly = tag.RowsAffected()
-		// The days that end at the point: those written, then those that had no row (no
-		// hour of the day had a bucket) in zones whose day ends there.
+		// The days that end at the point, if the point is a local midnight of any zone of
+		// a config (or UTC, the zone of devices without one): 23 hours of 24 it is not, and
+		// that asks only the few configs, not every device's zone.
+		var midnight bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT FROM (SELECT timezone FROM meter_device_configs UNION SELECT 'UTC') z
+			WHERE public.amrd_day_start(public.amrd_local_day($1::timestamptz - interval '1 hour', z.timezone) + 1, z.timezone) = $1)`,
+			m).Scan(&midnight); err != nil || !midnight {
+			return err
+		}
+		// Those written, then those that had no row (no hour of the day had a bucket) in
+		// zones whose day ends there.
 		for _, q := range []string{
 			`UPDATE rollup_daily d SET consumption = d.consumption + s.step FROM rollup_steps s
 			WHERE d.device_key = s.device_key AND d.series_key = s.series_key AND d.day_end = $1`,
