@@ -368,7 +368,11 @@ func Soak(ctx context.Context, cfg SoakConfig, out io.Writer) (*SoakResult, erro
 		}
 	}()
 	s.srv, s.base = srv, srv.base
-	s.http = &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 32, MaxConnsPerHost: 32}}
+	// Idle connections are dropped after 90 s, before amrd closes them (its IdleTimeout
+	// is 120 s): a POST sent on a connection the server is closing at that instant gets a
+	// reset, and Go's client does not send a POST again.
+	s.http = &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 32, MaxConnsPerHost: 32,
+		IdleConnTimeout: 90 * time.Second}}
 	defer s.http.CloseIdleConnections()
 	fmt.Fprintf(out, "soak: amrd serve (pid %d) on %s, %d simulated meters (amrd simulate), database %s\n",
 		srv.pid(), srv.base, len(s.simulators), dbName(db))
