@@ -49,7 +49,7 @@ func (s *Store) recomputeBoundary(ctx context.Context) (RollupResult, error) {
 		}
 		r.Marks = tag.RowsAffected()
 		if _, err := tx.Exec(ctx, `CREATE TEMPORARY TABLE rollup_steps (device_key integer, series_key integer,
-			step numeric, fresh boolean) ON COMMIT DROP`); err != nil {
+			step numeric) ON COMMIT DROP`); err != nil {
 			return err
 		}
 		var marks, steps int64
@@ -62,12 +62,18 @@ func (s *Store) recomputeBoundary(ctx context.Context) (RollupResult, error) {
 							(SELECT z.timezone FROM amrd_read.device_zones z WHERE z.device_key = m.device_key))
 				RETURNING m.device_key, m.series_key),
 			ins AS (INSERT INTO rollup_steps (device_key, series_key, step)
-				SELECT p.device_key, p.series_key, CASE WHEN r.value - v.value > 0 THEN (r.value - v.value) * r.factor ELSE 0 END
-				FROM (SELECT DISTINCT device_key, series_key FROM m) p
-				JOIN meter_readings r ON r.device_key = p.device_key AND r.series_key = p.series_key AND r.ts = $1
-				CROSS JOIN LATERAL (SELECT x.value FROM meter_readings x
-					WHERE x.device_key = p.device_key AND x.series_key = p.series_key AND x.ts < $1
-					ORDER BY x.ts DESC LIMIT 1) v
+				SELECT q.device_key, q.series_key, CASE WHEN q.rv - q.pv > 0 THEN (q.rv - q.pv) * q.rf ELSE 0 END
+				FROM (
+					-- The reading on the point and the one before it: one backward descent
+					-- of the key index. max of one value is that value, scale and all.
+					SELECT p.device_key, p.series_key, max(x.value) FILTER (WHERE x.ts = $1) AS rv,
+						max(x.factor) FILTER (WHERE x.ts = $1) AS rf, max(x.value) FILTER (WHERE x.ts < $1) AS pv
+					FROM (SELECT DISTINCT device_key, series_key FROM m) p
+					CROSS JOIN LATERAL (SELECT x.ts, x.value, x.factor FROM meter_readings x
+						WHERE x.device_key = p.device_key AND x.series_key = p.series_key AND x.ts <= $1
+						ORDER BY x.ts DESC LIMIT 2) x
+					GROUP BY p.device_key, p.series_key) q
+				WHERE q.rv IS NOT NULL AND q.pv IS NOT NULL
 				RETURNING 1)
 			SELECT (SELECT count(*) FROM m), (SELECT count(*) FROM ins)`, m).Scan(&marks, &steps); err != nil {
 			return err
@@ -81,32 +87,29 @@ func (s *Store) recomputeBoundary(ctx context.Context) (RollupResult, error) {
 			return err
 		}
 		hour := m.Add(-time.Hour)
-		if _, err := tx.Exec(ctx, `UPDATE rollup_steps s SET fresh = NOT EXISTS (SELECT FROM rollup_hourly h
-			WHERE h.device_key = s.device_key AND h.series_key = s.series_key AND h.bucket = $1)`, hour); err != nil {
+		// The hourly buckets that exist take the step, the others are new (count 0); the
+		// series bucket counts the new ones among its devices. A series bucket is new only
+		// when no device had one that hour: then every row is new.
+		var updated, inserted, series int64
+		if err := tx.QueryRow(ctx, `WITH u AS (
+				UPDATE rollup_hourly h SET consumption = h.consumption + s.step FROM rollup_steps s
+				WHERE h.device_key = s.device_key AND h.series_key = s.series_key AND h.bucket = $1
+				RETURNING h.device_key, h.series_key),
+			i AS (INSERT INTO rollup_hourly (device_key, series_key, bucket, count, consumption)
+				SELECT s.device_key, s.series_key, $1::timestamptz, 0, s.step FROM rollup_steps s
+				WHERE NOT EXISTS (SELECT FROM u WHERE u.device_key = s.device_key AND u.series_key = s.series_key)
+				RETURNING series_key),
+			n AS (SELECT series_key, count(*) AS fresh FROM i GROUP BY series_key),
+			sr AS (INSERT INTO rollup_series_hourly AS h (series_key, bucket, devices, count, consumption)
+				SELECT s.series_key, $1::timestamptz, coalesce(max(n.fresh), 0), 0, sum(s.step)
+				FROM rollup_steps s LEFT JOIN n ON n.series_key = s.series_key GROUP BY s.series_key
+				ON CONFLICT (series_key, bucket) DO UPDATE
+				SET devices = h.devices + EXCLUDED.devices, consumption = h.consumption + EXCLUDED.consumption
+				RETURNING 1)
+			SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM i), (SELECT count(*) FROM sr)`, hour).Scan(&updated, &inserted, &series); err != nil {
 			return err
 		}
-		for _, q := range []string{
-			`UPDATE rollup_hourly h SET consumption = h.consumption + s.step FROM rollup_steps s
-			WHERE NOT s.fresh AND h.device_key = s.device_key AND h.series_key = s.series_key AND h.bucket = $1`,
-			`INSERT INTO rollup_hourly (device_key, series_key, bucket, count, consumption)
-			SELECT device_key, series_key, $1::timestamptz, 0, step FROM rollup_steps WHERE fresh`,
-		} {
-			tag, err := tx.Exec(ctx, q, hour)
-			if err != nil {
-				return err
-			}
-			r.Hourly += tag.RowsAffected()
-		}
-		// A series bucket is new only when no device had one that hour: then every row
-		// is fresh, and devices counts them.
-		tag, err = tx.Exec(ctx, `INSERT INTO rollup_series_hourly AS h (series_key, bucket, devices, count, consumption)
-			SELECT series_key, $1::timestamptz, count(*) FILTER (WHERE fresh), 0, sum(step) FROM rollup_steps GROUP BY series_key
-			ON CONFLICT (series_key, bucket) DO UPDATE
-			SET devices = h.devices + EXCLUDED.devices, consumption = h.consumption + EXCLUDED.consumption`, hour)
-		if err != nil {
-			return err
-		}
-		r.SeriesHourly = tag.RowsAffected()
+		r.Hourly, r.SeriesHourly = updated+inserted, series
 		// The days that end at the point, if the point is a local midnight of any zone of
 		// a config (or UTC, the zone of devices without one): 23 hours of 24 it is not, and
 		// that asks only the few configs, not every device's zone.
