@@ -48,6 +48,13 @@ func (s *Store) recomputeBoundary(ctx context.Context) (RollupResult, error) {
 			return err
 		}
 		r.Marks = tag.RowsAffected()
+		// The job asks every run, and again for each batch of other marks: a temporary
+		// table (rows in the catalog) only when there is a mark to settle.
+		var candidates bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT FROM rollup_marks WHERE ts_min = $1 AND ts_max = $1 AND NOT deleted)`,
+			m).Scan(&candidates); err != nil || !candidates {
+			return err
+		}
 		if _, err := tx.Exec(ctx, `CREATE TEMPORARY TABLE rollup_steps (device_key integer, series_key integer,
 			step numeric) ON COMMIT DROP`); err != nil {
 			return err
