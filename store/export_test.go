@@ -80,3 +80,7 @@ func (s *Store) CarriedDays() (hi time.Time, zones []string, sums int) {
 	slices.Sort(zones)
 	return fromPGMicros(s.carry.hi), zones, len(s.carry.sums)
 }
+
+// CarriedSteps counts the late steps computed from the readings the last slice carried,
+// without looking them up.
+func (s *Store) CarriedSteps() int64 { return s.carriedSteps.Load() }

@@ -398,7 +398,7 @@ func writeSmallSQL(staging bool) string {
 			SELECT * FROM unnest($2::int4[], $3::int4[], $4::timestamptz[], $5::text[]::numeric[], $6::int8[])
 			WHERE EXISTS (SELECT FROM ok)
 			ON CONFLICT (device_key, series_key, ts) DO NOTHING
-			RETURNING device_key, series_key, ts),
+			RETURNING device_key, series_key, ts, value, factor),
 		mk AS (` + markSQL("ins", false) + `)` + stg + `
 		SELECT cv.version, ins.device_key, ins.series_key, ins.ts` + outcomes + ` FROM cv LEFT JOIN ins ON true` + stagedRow
 }
@@ -568,7 +568,11 @@ func markRows(ctx context.Context, tx pgx.Tx, rows []ReadingRow, out []Outcome, 
 	if !threshold.Valid || threshold.InfinityModifier == pgtype.NegativeInfinity {
 		return nil
 	}
-	type span struct{ lo, hi time.Time }
+	// A span of one reading keeps that reading (its value and factor go into the mark).
+	type span struct {
+		lo, hi time.Time
+		one    *ReadingRow
+	}
 	late := map[[2]int32]span{}
 	for i := range rows {
 		r := &rows[i]
@@ -578,8 +582,10 @@ func markRows(ctx context.Context, tx pgx.Tx, rows []ReadingRow, out []Outcome, 
 		k := [2]int32{r.DeviceKey, r.SeriesKey}
 		sp, ok := late[k]
 		if !ok {
-			sp = span{r.Time, r.Time}
+			late[k] = span{r.Time, r.Time, r}
+			continue
 		}
+		sp.one = nil
 		if r.Time.Before(sp.lo) {
 			sp.lo = r.Time
 		}
@@ -591,13 +597,22 @@ func markRows(ctx context.Context, tx pgx.Tx, rows []ReadingRow, out []Outcome, 
 	if len(late) == 0 {
 		return nil
 	}
-	var d, s []int32
-	var lo, hi []time.Time
+	n := len(late)
+	d, s := make([]int32, 0, n), make([]int32, 0, n)
+	lo, hi := make([]time.Time, 0, n), make([]time.Time, 0, n)
+	val, fac := make([]*string, 0, n), make([]*int64, 0, n)
 	for k, sp := range late {
 		d, s, lo, hi = append(d, k[0]), append(s, k[1]), append(lo, sp.lo), append(hi, sp.hi)
+		if sp.one != nil {
+			v := sp.one.Value.String()
+			val, fac = append(val, &v), append(fac, &sp.one.Factor)
+		} else {
+			val, fac = append(val, nil), append(fac, nil)
+		}
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO rollup_marks (device_key, series_key, ts_min, ts_max)
-		SELECT * FROM unnest($1::int4[], $2::int4[], $3::timestamptz[], $4::timestamptz[])`, d, s, lo, hi)
+	_, err := tx.Exec(ctx, `INSERT INTO rollup_marks (device_key, series_key, ts_min, ts_max, value, factor)
+		SELECT * FROM unnest($1::int4[], $2::int4[], $3::timestamptz[], $4::timestamptz[], $5::text[]::numeric[], $6::int8[])`,
+		d, s, lo, hi, val, fac)
 	if err != nil {
 		return fmt.Errorf("marking rollups: %w", err)
 	}

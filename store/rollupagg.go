@@ -83,6 +83,9 @@ type hourBucket struct {
 type hourlyAggregator struct {
 	lo, hi int64
 	prev   map[pairKey]dec // the raw value of the latest reading before the batch
+	// before is each device's and series' latest reading before hi in the slice: what
+	// a late reading on hi steps from (see rollupsteps.go).
+	before map[pairKey]pointReading
 	out    *hourlyCopy
 	// days sums the series and daily buckets; until it is ready (setDays), the buckets
 	// wait in pending.
@@ -94,7 +97,7 @@ type hourlyAggregator struct {
 }
 
 func newHourlyAggregator(lo, hi time.Time, out *hourlyCopy) *hourlyAggregator {
-	return &hourlyAggregator{lo: pgMicros(lo), hi: pgMicros(hi), prev: map[pairKey]dec{}, out: out}
+	return &hourlyAggregator{lo: pgMicros(lo), hi: pgMicros(hi), prev: map[pairKey]dec{}, before: map[pairKey]pointReading{}, out: out}
 }
 
 // readingBatch is the readings of [a, b], sorted by device, series and time, and, for
@@ -201,8 +204,12 @@ func (g *hourlyAggregator) add(bt *readingBatch) error {
 			prev, ok = bt.probed[k]
 		}
 		cur = hourBucket{dev: k.dev, ser: k.ser}
+		last := -1 // the pair's latest reading before hi in the batch
 		for ; i < len(rs) && rs[i].dev == k.dev && rs[i].ser == k.ser; i++ {
 			r := &rs[i]
+			if r.ts < g.hi {
+				last = i
+			}
 			if r.ts > from && ok {
 				step := dec{}
 				if d := bt.value(r).sub(prev); d.sign() > 0 {
@@ -246,8 +253,17 @@ func (g *hourlyAggregator) add(bt *readingBatch) error {
 			return err
 		}
 		g.prev[k] = prev
+		if last >= 0 {
+			g.before[k] = pointReading{ts: rs[last].ts, value: bt.value(&rs[last])}
+		}
 	}
 	return nil
+}
+
+// pointReading is one reading's time (pgMicros) and raw value.
+type pointReading struct {
+	ts    int64
+	value dec
 }
 
 // setDays hands the series and daily sums their buckets so far, and the next ones.
@@ -492,7 +508,7 @@ func (s *Store) materializeHourly(ctx context.Context, lo, hi time.Time, carry *
 	if err := g.Wait(); err != nil {
 		return hourlyResult{}, err
 	}
-	return hourlyResult{readings: agg.Readings, buckets: agg.Buckets, days: agg.days, snapshot: snapshot}, nil
+	return hourlyResult{readings: agg.Readings, buckets: agg.Buckets, days: agg.days, snapshot: snapshot, before: agg.before}, nil
 }
 
 // hourlyResult is what materializeHourly did.
@@ -501,6 +517,8 @@ type hourlyResult struct {
 	days              *sliceRollups
 	// snapshot is the one the readings were read in (pg_snapshot's text form).
 	snapshot string
+	// before: each device's and series' latest reading before hi, as read.
+	before map[pairKey]pointReading
 }
 
 // readBatches reads the raw readings of [lo - 1 h, hi] a batch of whole hours at a time

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strconv"
 	"sync"
 	"time"
 
@@ -67,13 +66,22 @@ func (r *RollupResult) Add(o RollupResult) {
 // rollupLock is the advisory lock key of amrd_rollup_threshold (schema 0004).
 const rollupLock int64 = 7236982715031363584
 
-// markSQL inserts the marks of the rows of relation rel (device_key, series_key, ts) that
-// lie at or below the rollup threshold: rows inserted, or with deleted rows deleted. The
+// markSQL inserts the marks of the rows of relation rel (device_key, series_key, ts; and
+// value and factor for rows inserted) that lie at or below the rollup threshold: rows
+// inserted, or with deleted rows deleted. The
 // threshold is read once (an init plan), after the rollup lock is taken in shared mode
 // for the rest of the transaction.
 func markSQL(rel string, deleted bool) string {
-	return `INSERT INTO rollup_marks (device_key, series_key, ts_min, ts_max, deleted)
-		SELECT device_key, series_key, min(ts), max(ts), ` + strconv.FormatBool(deleted) + ` FROM ` + rel + `
+	if deleted {
+		return `INSERT INTO rollup_marks (device_key, series_key, ts_min, ts_max, deleted)
+		SELECT device_key, series_key, min(ts), max(ts), true FROM ` + rel + `
+		WHERE ts <= (SELECT amrd_rollup_threshold()) GROUP BY device_key, series_key`
+	}
+	// A mark of one inserted reading carries its value and factor (schema 0010): rel
+	// has those columns too.
+	return `INSERT INTO rollup_marks (device_key, series_key, ts_min, ts_max, value, factor)
+		SELECT device_key, series_key, min(ts), max(ts), CASE WHEN count(*) = 1 THEN min(value) END,
+			CASE WHEN count(*) = 1 THEN min(factor) END FROM ` + rel + `
 		WHERE ts <= (SELECT amrd_rollup_threshold()) GROUP BY device_key, series_key`
 }
 
@@ -301,6 +309,15 @@ func (s *Store) materializeSlice(ctx context.Context, lo, hi time.Time, move boo
 	})
 	if err == nil && move && days != nil {
 		s.setCarry(days.carry(version))
+	}
+	if err == nil && move {
+		var b *boundaryCarry
+		if h.before != nil && snapshot != nil {
+			b = &boundaryCarry{m: hi, snapshot: *snapshot, before: h.before}
+		}
+		s.carryMu.Lock()
+		s.boundary = b
+		s.carryMu.Unlock()
 	}
 	return r, err
 }

@@ -1,7 +1,12 @@
 package store
 
 import (
+	"cmp"
 	"context"
+	"encoding/binary"
+	"maps"
+	"math"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -33,9 +38,9 @@ func (s *Store) recomputeBoundary(ctx context.Context) (RollupResult, error) {
 	var r RollupResult
 	err := s.inTx(ctx, "adding late steps to the rollups", func(tx pgx.Tx) error {
 		r = RollupResult{}
-		var mat pgtype.Timestamptz
+		var mat, horizon pgtype.Timestamptz
 		var snap *string
-		if err := tx.QueryRow(ctx, `SELECT materialized, boundary_snapshot::text FROM rollup_state`).Scan(&mat, &snap); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT materialized, boundary_snapshot::text, raw_horizon FROM rollup_state`).Scan(&mat, &snap, &horizon); err != nil {
 			return err
 		}
 		if snap == nil || !mat.Valid || mat.InfinityModifier != pgtype.Finite {
@@ -60,28 +65,12 @@ func (s *Store) recomputeBoundary(ctx context.Context) (RollupResult, error) {
 			return err
 		}
 		var marks, steps int64
-		if err := tx.QueryRow(ctx, `WITH m AS (
-				DELETE FROM rollup_marks m WHERE m.ts_min = $1 AND m.ts_max = $1 AND NOT m.deleted
-					AND NOT EXISTS (SELECT FROM rollup_marks o WHERE o.device_key = m.device_key AND o.series_key = m.series_key
-						AND (o.deleted OR o.ts_min <> $1 OR o.ts_max <> $1))
-					AND NOT EXISTS (SELECT FROM rollup_daily d WHERE d.device_key = m.device_key AND d.series_key = m.series_key
-						AND d.day_end = $1 AND d.timezone IS DISTINCT FROM
-							(SELECT z.timezone FROM amrd_read.device_zones z WHERE z.device_key = m.device_key))
-				RETURNING m.device_key, m.series_key),
-			ins AS (INSERT INTO rollup_steps (device_key, series_key, step)
-				SELECT q.device_key, q.series_key, CASE WHEN q.rv - q.pv > 0 THEN (q.rv - q.pv) * q.rf ELSE 0 END
-				FROM (
-					-- The reading on the point and the one before it: one backward descent
-					-- of the key index. max of one value is that value, scale and all.
-					SELECT p.device_key, p.series_key, max(x.value) FILTER (WHERE x.ts = $1) AS rv,
-						max(x.factor) FILTER (WHERE x.ts = $1) AS rf, max(x.value) FILTER (WHERE x.ts < $1) AS pv
-					FROM (SELECT DISTINCT device_key, series_key FROM m) p
-					CROSS JOIN LATERAL (SELECT x.ts, x.value, x.factor FROM meter_readings x
-						WHERE x.device_key = p.device_key AND x.series_key = p.series_key AND x.ts <= $1
-						ORDER BY x.ts DESC LIMIT 2) x
-					GROUP BY p.device_key, p.series_key) q
-				WHERE q.rv IS NOT NULL AND q.pv IS NOT NULL
-				RETURNING 1)
+		if b := s.boundaryAt(m, *snap); b != nil {
+			if marks, steps, err = s.stepsFromMarks(ctx, tx, m, horizon, b); err != nil {
+				return err
+			}
+		} else if err := tx.QueryRow(ctx, `WITH m AS (`+stepMarksSQL+` RETURNING m.device_key, m.series_key),
+			ins AS (`+lookUpStepsSQL("m")+` RETURNING 1)
 			SELECT (SELECT count(*) FROM m), (SELECT count(*) FROM ins)`, m).Scan(&marks, &steps); err != nil {
 			return err
 		}
@@ -149,4 +138,128 @@ func (s *Store) recomputeBoundary(ctx context.Context) (RollupResult, error) {
 		return nil
 	})
 	return r, mapErr("adding late steps to the rollups", err)
+}
+
+// stepMarksSQL deletes the marks on the point $1 that take their step: of an inserted
+// reading, with no other mark of its device and series, and no day ending at the point
+// written in another zone than the device's now.
+const stepMarksSQL = `DELETE FROM rollup_marks m WHERE m.ts_min = $1 AND m.ts_max = $1 AND NOT m.deleted
+	AND NOT EXISTS (SELECT FROM rollup_marks o WHERE o.device_key = m.device_key AND o.series_key = m.series_key
+		AND (o.deleted OR o.ts_min <> $1 OR o.ts_max <> $1))
+	AND NOT EXISTS (SELECT FROM rollup_daily d WHERE d.device_key = m.device_key AND d.series_key = m.series_key
+		AND d.day_end = $1 AND d.timezone IS DISTINCT FROM
+			(SELECT z.timezone FROM amrd_read.device_zones z WHERE z.device_key = m.device_key))`
+
+// lookUpStepsSQL inserts into rollup_steps the step of the reading on the point $1 of
+// each device and series of the relation pairs, reading it and the one before it from
+// meter_readings (none without both).
+func lookUpStepsSQL(pairs string) string {
+	return `INSERT INTO rollup_steps (device_key, series_key, step)
+		SELECT q.device_key, q.series_key, CASE WHEN q.rv - q.pv > 0 THEN (q.rv - q.pv) * q.rf ELSE 0 END
+		FROM (
+			-- The reading on the point and the one before it: one backward descent
+			-- of the key index. max of one value is that value, scale and all.
+			SELECT p.device_key, p.series_key, max(x.value) FILTER (WHERE x.ts = $1) AS rv,
+				max(x.factor) FILTER (WHERE x.ts = $1) AS rf, max(x.value) FILTER (WHERE x.ts < $1) AS pv
+			FROM (SELECT DISTINCT device_key, series_key FROM ` + pairs + `) p
+			CROSS JOIN LATERAL (SELECT x.ts, x.value, x.factor FROM meter_readings x
+				WHERE x.device_key = p.device_key AND x.series_key = p.series_key AND x.ts <= $1
+				ORDER BY x.ts DESC LIMIT 2) x
+			GROUP BY p.device_key, p.series_key) q
+		WHERE q.rv IS NOT NULL AND q.pv IS NOT NULL`
+}
+
+// boundaryCarry is what the slice that moved the materialized point to m read of each
+// device's and series' latest reading before m, in the snapshot recorded with it
+// (rollup_state.boundary_snapshot). While that snapshot is the boundary's, such a
+// reading is still the latest before m for every device and series whose marks take
+// their step: a reading before m written, or deleted, since would have marked it
+// (stepMarksSQL leaves such a pair to the full way).
+type boundaryCarry struct {
+	m        time.Time
+	snapshot string
+	before   map[pairKey]pointReading
+}
+
+// boundaryAt is the carried readings before m if they were read in snapshot.
+func (s *Store) boundaryAt(m time.Time, snapshot string) *boundaryCarry {
+	s.carryMu.Lock()
+	defer s.carryMu.Unlock()
+	if b := s.boundary; b != nil && b.m.Equal(m) && b.snapshot == snapshot {
+		return b
+	}
+	return nil
+}
+
+// stepsFromMarks settles the marks of stepMarksSQL with the values they carry (schema
+// 0010) and the readings before m that b carries: the step is computed here as the hourly
+// aggregation computes it, and copied into rollup_steps. Marks without a value, devices
+// and series b has no reading for (none before m in the slice, or one below the raw
+// retention horizon, which the look-up would not find), and a device and series marked
+// twice on the point, take the look-up.
+func (s *Store) stepsFromMarks(ctx context.Context, tx pgx.Tx, m time.Time, horizon pgtype.Timestamptz, b *boundaryCarry) (marks, steps int64, err error) {
+	from := int64(math.MinInt64)
+	if horizon.Valid && horizon.InfinityModifier == pgtype.Finite {
+		from = pgMicros(horizon.Time)
+	}
+	rows, err := tx.Query(ctx, stepMarksSQL+` RETURNING m.device_key, m.series_key, m.value, m.factor`,
+		pgx.QueryResultFormats{pgx.BinaryFormatCode, pgx.BinaryFormatCode, pgx.BinaryFormatCode, pgx.BinaryFormatCode}, m)
+	if err != nil {
+		return 0, 0, err
+	}
+	computed := map[pairKey]dec{}
+	var restDev, restSer []int32
+	rest := func(k pairKey) { restDev, restSer = append(restDev, k.dev), append(restSer, k.ser) }
+	for rows.Next() {
+		marks++
+		v := rows.RawValues()
+		k := pairKey{int32(binary.BigEndian.Uint32(v[0])), int32(binary.BigEndian.Uint32(v[1]))}
+		if _, twice := computed[k]; twice {
+			delete(computed, k)
+			rest(k)
+			continue
+		}
+		p, ok := b.before[k]
+		if v[2] == nil || v[3] == nil || !ok || p.ts < from {
+			rest(k)
+			continue
+		}
+		rv, err := decodeNumeric(v[2])
+		if err != nil {
+			rows.Close()
+			return 0, 0, err
+		}
+		step := dec{}
+		if d := rv.sub(p.value); d.sign() > 0 {
+			step = d.mulInt(int64(binary.BigEndian.Uint64(v[3])))
+		}
+		computed[k] = step
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, 0, err
+	}
+	if len(computed) > 0 {
+		// In key order: the update then goes through rollup_hourly's rows, and its key
+		// index, in their order (in the map's random order it took three times as long).
+		keys := slices.SortedFunc(maps.Keys(computed), func(a, b pairKey) int {
+			return cmp.Or(cmp.Compare(a.dev, b.dev), cmp.Compare(a.ser, b.ser))
+		})
+		src := make([][]any, len(keys))
+		for i, k := range keys {
+			src[i] = []any{k.dev, k.ser, numeric{computed[k].apd()}}
+		}
+		if steps, err = tx.CopyFrom(ctx, pgx.Identifier{"rollup_steps"}, []string{"device_key", "series_key", "step"}, pgx.CopyFromRows(src)); err != nil {
+			return 0, 0, err
+		}
+		s.carriedSteps.Add(steps)
+	}
+	if len(restDev) > 0 {
+		tag, err := tx.Exec(ctx, lookUpStepsSQL("unnest($2::int4[], $3::int4[]) AS u(device_key, series_key)"), m, restDev, restSer)
+		if err != nil {
+			return 0, 0, err
+		}
+		steps += tag.RowsAffected()
+	}
+	return marks, steps, nil
 }

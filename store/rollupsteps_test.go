@@ -2,6 +2,8 @@ package store_test
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -21,6 +23,7 @@ type stepFleet struct {
 	conn                *pgx.Conn
 	sthlm, kolkata, utc int32
 	ser                 int32
+	url                 string
 	zones               map[int32]*time.Location
 	factor              map[int32]int64
 }
@@ -29,7 +32,7 @@ func newStepFleet(t *testing.T) *stepFleet {
 	st, url := storetest.New(t)
 	st.SetDenseRecompute(-1)
 	keys, ser := rollupFleet(t, url)
-	f := &stepFleet{t: t, st: st, conn: connect(t, url), sthlm: keys["sthlm"], kolkata: keys["kolkata"], utc: keys["utc"], ser: ser}
+	f := &stepFleet{t: t, st: st, conn: connect(t, url), sthlm: keys["sthlm"], kolkata: keys["kolkata"], utc: keys["utc"], ser: ser, url: url}
 	f.zones = map[int32]*time.Location{f.sthlm: mustZone("Europe/Stockholm"), f.kolkata: mustZone("Asia/Kolkata"), f.utc: time.UTC}
 	f.factor = map[int32]int64{f.sthlm: 5, f.kolkata: 1, f.utc: 1}
 	return f
@@ -194,6 +197,74 @@ func TestLateReadingsOnTheMaterializedPoint(t *testing.T) {
 	require.Equal(t, int64(2), res.Steps)
 	require.Zero(t, res.Recomputed)
 	check("late readings on B3 after a re-aggregation")
+}
+
+// TestLateStepsCarriedFromTheSlice: the job computes a late reading's step from the value
+// its mark carries and the reading before the point that the slice which materialized up
+// to it kept, without looking either up, to the same sums; marks written by a large batch
+// (the COPY path) and by a small one (one statement) carry their value; a store that did
+// not materialize up to the point (another replica, a restart) looks them up.
+func TestLateStepsCarriedFromTheSlice(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	f := newStepFleet(t)
+	st, conn := f.st, f.conn
+	inc := func(ts time.Time) *apd.Decimal { return apd.New(int64(ts.Minute()+7), -int32(1+ts.Hour()%3)) }
+	check := func(stage string) {
+		t.Helper()
+		checkRollups(t, st, conn, f.zones, stage)
+		requireExactSums(t, conn, stage)
+	}
+	valued := func() (n int) {
+		t.Helper()
+		require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM rollup_marks WHERE value IS NOT NULL AND factor IS NOT NULL`).Scan(&n))
+		return n
+	}
+	// Late values of other scales and forms: a step up with a factor of 5 (Stockholm), a
+	// reset (Kolkata: a step of 0), and an exponent (UTC: 1.2E+5 is 120000).
+	late := func(at time.Time) []reading {
+		var rs []reading
+		for dev, v := range map[int32]string{f.sthlm: "100000.125", f.kolkata: "3", f.utc: "1.2E+5"} {
+			rs = append(rs, reading{dev: dev, ser: f.ser, ts: at, value: decimal(v), factor: f.factor[dev]})
+		}
+		return rs
+	}
+
+	// M1, a Stockholm midnight; the late readings come in one batch of 1,200 with
+	// readings after M1 (not marked).
+	m1 := time.Date(2026, 10, 26, 23, 0, 0, 0, time.UTC)
+	f.registers(time.Date(2026, 10, 26, 12, 0, 0, 0, time.UTC), m1, inc)
+	f.materialize(m1, 24*time.Hour)
+	batch := late(m1)
+	for i := 1; len(batch) < 1200; i++ {
+		batch = append(batch, reading{dev: f.kolkata, ser: f.ser, ts: m1.Add(time.Duration(i) * 500 * time.Millisecond),
+			value: decimal("200000.5"), factor: f.factor[f.kolkata]})
+	}
+	write(t, st, batch)
+	require.Equal(t, 3, valued(), "the marks of a large batch carry their readings' values")
+	carried := st.CarriedSteps()
+	res := f.recompute(1000)
+	require.Equal(t, int64(3), res.Steps)
+	require.Zero(t, res.Recomputed)
+	require.Equal(t, carried+3, st.CarriedSteps(), "computed from the marks and the slice, not looked up")
+	check("late readings on M1, carried")
+
+	// M2: materialized by this store, settled by another one, which looks them up.
+	m2 := m1.Add(time.Hour)
+	f.registers(m1.Add(15*time.Minute), m2, inc)
+	f.materialize(m2, 24*time.Hour)
+	write(t, st, late(m2))
+	require.Equal(t, 3, valued(), "the marks of a small batch carry their readings' values")
+	other, err := store.Open(ctx, store.Config{URL: f.url, MaxConns: 4, Secret: storetest.Secret}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
+	defer other.Close()
+	other.SetDenseRecompute(-1)
+	res, err = other.RecomputeMarked(ctx, 1000)
+	require.NoError(t, err)
+	require.Equal(t, int64(3), res.Steps)
+	require.Zero(t, res.Recomputed)
+	require.Zero(t, other.CarriedSteps(), "a store that did not materialize up to the point looks the readings up")
+	check("late readings on M2, looked up")
 }
 
 // requireExactSums checks the sums that late steps change, with their scale (the text of

@@ -196,7 +196,7 @@ WITH cand AS (
 	INSERT INTO meter_readings (device_key, series_key, ts, value, factor)
 	SELECT device_key, series_key, ts, value, factor FROM first
 	ON CONFLICT (device_key, series_key, ts) DO NOTHING
-	RETURNING device_key, series_key, ts, value
+	RETURNING device_key, series_key, ts, value, factor
 ), mk AS (` + markSQL("ins", false) + `
 ), gone AS (
 	DELETE FROM staged_meter_readings st USING cand c

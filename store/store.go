@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -38,6 +39,11 @@ type Store struct {
 	// rollupdays.go), nil if none; a slice takes it.
 	carryMu sync.Mutex
 	carry   *dayCarry
+	// boundary is the readings before the materialized point as the slice that moved it
+	// there read them (see rollupsteps.go), nil if none; under carryMu.
+	boundary *boundaryCarry
+	// carriedSteps counts the late steps computed from boundary (tests read it).
+	carriedSteps atomic.Int64
 }
 
 // Config is how Open connects. DefaultConfig holds the defaults; Open gives a field left
