@@ -84,3 +84,9 @@ func (s *Store) CarriedDays() (hi time.Time, zones []string, sums int) {
 // CarriedSteps counts the late steps computed from the readings the last slice carried,
 // without looking them up.
 func (s *Store) CarriedSteps() int64 { return s.carriedSteps.Load() }
+
+// RecomputeMarkedFully is RecomputeMarked without its first pass, the late steps on the
+// materialized point: what it does with marks that arrive between the two.
+func (s *Store) RecomputeMarkedFully(ctx context.Context, limit int) (RollupResult, error) {
+	return s.recomputeMarked(ctx, limit)
+}

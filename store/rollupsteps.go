@@ -140,15 +140,28 @@ func (s *Store) recomputeBoundary(ctx context.Context) (RollupResult, error) {
 	return r, mapErr("adding late steps to the rollups", err)
 }
 
-// stepMarksSQL deletes the marks on the point $1 that take their step: of an inserted
-// reading, with no other mark of its device and series, and no day ending at the point
-// written in another zone than the device's now.
-const stepMarksSQL = `DELETE FROM rollup_marks m WHERE m.ts_min = $1 AND m.ts_max = $1 AND NOT m.deleted
+// stepMark is the condition under which the mark m on the point (an expression) takes
+// its step: of an inserted reading, with no other mark of its device and series, and no
+// day ending at the point written in another zone than the device's now.
+func stepMark(point string) string {
+	return `m.ts_min = ` + point + ` AND m.ts_max = ` + point + ` AND NOT m.deleted
 	AND NOT EXISTS (SELECT FROM rollup_marks o WHERE o.device_key = m.device_key AND o.series_key = m.series_key
-		AND (o.deleted OR o.ts_min <> $1 OR o.ts_max <> $1))
+		AND (o.deleted OR o.ts_min <> ` + point + ` OR o.ts_max <> ` + point + `))
 	AND NOT EXISTS (SELECT FROM rollup_daily d WHERE d.device_key = m.device_key AND d.series_key = m.series_key
-		AND d.day_end = $1 AND d.timezone IS DISTINCT FROM
+		AND d.day_end = ` + point + ` AND d.timezone IS DISTINCT FROM
 			(SELECT z.timezone FROM amrd_read.device_zones z WHERE z.device_key = m.device_key))`
+}
+
+// stepMarksSQL deletes the marks on the point $1 that take their step.
+var stepMarksSQL = `DELETE FROM rollup_marks m WHERE ` + stepMark("$1")
+
+// notForSteps leaves out of the full recomputation (recomputeMarked) the marks (m) that
+// recomputeBoundary settles: a batch of readings on the point that commits between the
+// two would otherwise make the full way re-aggregate the whole hour for every device
+// (the dense path) for what the next pass adds as steps. rollup_state is st.
+const notForSteps = `NOT (st.boundary_snapshot IS NOT NULL AND st.materialized > '-infinity' AND `
+
+func notForStepsSQL() string { return notForSteps + stepMark("st.materialized") + `)` }
 
 // lookUpStepsSQL inserts into rollup_steps the step of the reading on the point $1 of
 // each device and series of the relation pairs, reading it and the one before it from

@@ -265,6 +265,32 @@ func TestLateStepsCarriedFromTheSlice(t *testing.T) {
 	require.Zero(t, res.Recomputed)
 	require.Zero(t, other.CarriedSteps(), "a store that did not materialize up to the point looks the readings up")
 	check("late readings on M2, looked up")
+
+	// Marks on the point that commit after the steps' pass of a run are left by the full
+	// recomputation that follows it, even one that re-aggregates whole hours, for the
+	// next steps' pass; a mark on the point that takes no step is not.
+	st.SetDenseRecompute(1)
+	m3 := m2.Add(time.Hour)
+	f.registers(m2.Add(15*time.Minute), m3, inc)
+	f.materialize(m3, 24*time.Hour)
+	write(t, st, late(m3))
+	res, err = st.RecomputeMarkedFully(ctx, 1000)
+	require.NoError(t, err)
+	require.Equal(t, store.RollupResult{}, res, "the full way leaves the marks that take a step")
+	var id int64
+	require.NoError(t, conn.QueryRow(ctx, `SELECT id FROM meter_readings WHERE device_key = $1 AND ts = $2`, f.utc, m3).Scan(&id))
+	require.NoError(t, st.DeleteReading(ctx, store.AllOrgs, id))
+	res, err = st.RecomputeMarkedFully(ctx, 1000)
+	require.NoError(t, err)
+	require.Equal(t, int64(2), res.Marks, "the UTC device's marks (the reading and its deletion) go the full way")
+	require.Equal(t, int64(1), res.Recomputed)
+	// That re-aggregated the hour for every device, in a snapshot that saw the other
+	// readings on the point: their marks need nothing now.
+	res = f.recompute(1000)
+	require.Equal(t, int64(2), res.Marks)
+	require.Zero(t, res.Steps)
+	require.Zero(t, res.Recomputed)
+	check("late readings on M3 after a full pass")
 }
 
 // requireExactSums checks the sums that late steps change, with their scale (the text of
