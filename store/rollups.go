@@ -455,8 +455,8 @@ func (s *Store) recomputeMarked(ctx context.Context, limit int) (RollupResult, e
 		// Deleted in this transaction's snapshot only: a mark committed meanwhile stays
 		// for the next run, together with its reading.
 		rows, err := tx.Query(ctx, `WITH m AS (
-				DELETE FROM rollup_marks WHERE ctid = ANY (ARRAY(SELECT m.ctid FROM rollup_marks m, rollup_state st
-					WHERE `+notForStepsSQL()+` LIMIT $1))
+				DELETE FROM rollup_marks WHERE ctid = ANY (ARRAY(SELECT m.ctid FROM rollup_marks m
+					WHERE m.ctid NOT IN (`+stepMarkCtidsSQL()+`) LIMIT $1))
 				RETURNING device_key, series_key, ts_min, ts_max)
 			SELECT device_key, series_key, min(ts_min), max(ts_max), count(*) FROM m GROUP BY device_key, series_key`, limit)
 		if err != nil {
@@ -648,8 +648,9 @@ func (s *Store) recomputeDense(ctx context.Context, limit int) (RollupResult, bo
 	var ctids []pgtype.TID
 	var pairs int64
 	var a, b, minLo, mat, hor pgtype.Timestamptz
-	err := s.pool.QueryRow(ctx, `WITH st AS (SELECT materialized, raw_horizon, boundary_snapshot FROM rollup_state),
-		m AS (SELECT m.ctid, m.device_key, m.series_key, m.ts_min, m.ts_max FROM rollup_marks m, st WHERE `+notForStepsSQL()+` LIMIT $1),
+	err := s.pool.QueryRow(ctx, `WITH st AS (SELECT materialized, raw_horizon FROM rollup_state),
+		m AS (SELECT m.ctid, m.device_key, m.series_key, m.ts_min, m.ts_max FROM rollup_marks m
+			WHERE m.ctid NOT IN (`+stepMarkCtidsSQL()+`) LIMIT $1),
 		p AS (SELECT device_key AS d, series_key AS s, min(ts_min) AS lo, max(ts_max) AS hi FROM m GROUP BY device_key, series_key),
 		r AS (`+markRanges(`SELECT * FROM p`)+`)
 		SELECT (SELECT array_agg(ctid) FROM m), (SELECT count(*) FROM p), (SELECT min(a) FROM r), (SELECT max(b) FROM r),
