@@ -468,7 +468,7 @@ func runError(err error, ctx context.Context) string {
 func (j *Jobs) Retention(ctx context.Context, now time.Time) error {
 	return j.locked(ctx, "retention", func(ctx context.Context) error {
 		drop := func(table string, keep time.Duration) error {
-			n, err := j.st.DropChunks(ctx, table, now.Add(-keep))
+			n, err := j.dropChunks(ctx, table, now.Add(-keep))
 			if err != nil {
 				return err
 			}
@@ -582,6 +582,33 @@ func (j *Jobs) Rollups(ctx context.Context, now time.Time) error {
 		}
 		return nil
 	})
+}
+
+// dropAttempts is how many times retention tries a table's drop_chunks in one run.
+const dropAttempts = 3
+
+// dropChunks drops a table's chunks older than the cutoff, again after a moment when the
+// database answers that it is unavailable: drop_chunks deadlocks with a write into a
+// chunk it drops (a reading past retention; make soak sends them), PostgreSQL aborts one
+// of the two after deadlock_timeout, and when that is the drop, the writer has its locks
+// a moment later. The writer re-sends on its side; retention tries again at once rather
+// than fail the run (a failed run is counted and logged as an error) and wait for the
+// next one.
+func (j *Jobs) dropChunks(ctx context.Context, table string, olderThan time.Time) (int, error) {
+	var n int
+	var err error
+	for attempt := 1; ; attempt++ {
+		n, err = j.st.DropChunks(ctx, table, olderThan)
+		if !errors.Is(err, store.ErrUnavailable) || attempt == dropAttempts {
+			return n, err
+		}
+		j.log.Warn("retention: dropping chunks again", "table", table, "attempt", attempt+1, "err", err)
+		select {
+		case <-ctx.Done():
+			return n, err
+		case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
+		}
+	}
 }
 
 // PromoteStaged promotes the staged readings of devices that exist.

@@ -3,6 +3,7 @@ package jobs_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -413,6 +414,41 @@ func TestRetentionDropsOldChunksKeepsNew(t *testing.T) {
 	require.NoError(t, j2.Retention(ctx, now.AddDate(10, 0, 0)))
 	require.Equal(t, 2, rows("meter_readings"))
 	require.Equal(t, 0, rows("staged_meter_readings"))
+}
+
+// unavailableDrops is a store whose DropChunks answers ErrUnavailable (what a deadlock
+// with a writer becomes) its first fails times.
+type unavailableDrops struct {
+	jobs.Store
+	fails, calls int
+}
+
+func (u *unavailableDrops) DropChunks(ctx context.Context, table string, olderThan time.Time) (int, error) {
+	u.calls++
+	if u.calls <= u.fails {
+		return 0, fmt.Errorf("dropping chunks of %s: %w", table, store.ErrUnavailable)
+	}
+	return u.Store.DropChunks(ctx, table, olderThan)
+}
+
+// TestRetentionTriesADeadlockedDropAgain: a drop_chunks that the database aborted (a
+// deadlock with a writer into the chunk) is tried again in the same run; after three
+// answers of the kind the run fails, for the next one.
+func TestRetentionTriesADeadlockedDropAgain(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, _ := storetest.New(t)
+	flaky := &unavailableDrops{Store: st, fails: 2}
+	j, err := jobs.New(jobs.Config{}, flaky, nil, discard(), prometheus.NewRegistry())
+	require.NoError(t, err)
+	require.NoError(t, j.Retention(ctx, time.Now()))
+	require.Equal(t, 3, flaky.calls, "two answers of unavailable, then the drop")
+
+	down := &unavailableDrops{Store: st, fails: 100}
+	j, err = jobs.New(jobs.Config{}, down, nil, discard(), prometheus.NewRegistry())
+	require.NoError(t, err)
+	require.ErrorIs(t, j.Retention(ctx, time.Now()), store.ErrUnavailable)
+	require.Equal(t, 3, down.calls)
 }
 
 func TestSchedulerRunsJobsUntilStopped(t *testing.T) {
