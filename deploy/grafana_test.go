@@ -1393,19 +1393,28 @@ func sumCells(t *testing.T, cells []string) string {
 }
 
 // explainReadings checks that the readings of one device and series in a range, as
-// Utilitarian's dashboards ask for them, are read through the key index of the readings
-// (device, series, time), not by scanning chunks.
+// Utilitarian's dashboards ask for them, can be read through the key index of the
+// readings (device, series, time) in every chunk, not only by scanning chunks: the view
+// passes the filter down to each chunk's index. It asks the planner with sequential
+// scans disabled, which still gives a scan where no index applies: left to choose, the
+// planner rightly scans a chunk that holds a handful of the fixture's rows (the oldest
+// one in the range, at some hours of the day), and this test failed at those hours.
 func explainReadings(t *testing.T, ctx context.Context, f *fleetFixture, owner *pgx.Conn, base grafanaRequest) {
 	r := base
 	r.Vars = []grafanaVar{{Name: "MeterDeviceID", Values: []string{f.devices[devA1].String()}},
 		{Name: "SeriesID", Values: []string{f.series[f.orgA]["1.8.0"].String()}}}
 	sql, _, err := expandGrafana(`SELECT "timestamp" AS "time", value FROM metering_meterreading WHERE $__timeFilter("timestamp") AND meter_device_id = '$MeterDeviceID' AND series_id = '$SeriesID' ORDER BY 1`, r)
 	require.NoError(t, err)
-	rows, _ := owner.Query(ctx, "EXPLAIN (COSTS OFF) "+sql)
+	tx, err := owner.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	_, err = tx.Exec(ctx, "SET LOCAL enable_seqscan = off")
+	require.NoError(t, err)
+	rows, _ := tx.Query(ctx, "EXPLAIN (COSTS OFF) "+sql)
 	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	require.NoError(t, err)
 	plan := strings.Join(lines, "\n")
-	rows, _ = owner.Query(ctx, `SELECT chunk_name FROM timescaledb_information.chunks
+	rows, _ = tx.Query(ctx, `SELECT chunk_name FROM timescaledb_information.chunks
 		WHERE hypertable_schema = 'public' AND hypertable_name = 'meter_readings'`)
 	chunks, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	require.NoError(t, err)
