@@ -68,20 +68,16 @@ const rollupLock int64 = 7236982715031363584
 
 // markSQL inserts the marks of the rows of relation rel (device_key, series_key, ts; and
 // value and factor for rows inserted) that lie at or below the rollup threshold: rows
-// inserted, or with deleted rows deleted. The
-// threshold is read once (an init plan), after the rollup lock is taken in shared mode
-// for the rest of the transaction.
+// inserted, or with deleted rows deleted. The threshold is read once (an init plan),
+// after the rollup lock is taken in shared mode for the rest of the transaction.
 func markSQL(rel string, deleted bool) string {
-	if deleted {
-		return `INSERT INTO rollup_marks (device_key, series_key, ts_min, ts_max, deleted)
-		SELECT device_key, series_key, min(ts), max(ts), true FROM ` + rel + `
-		WHERE ts <= (SELECT amrd_rollup_threshold()) GROUP BY device_key, series_key`
+	cols, vals := "deleted", "true"
+	if !deleted {
+		// A mark of one inserted reading carries its value and factor (schema 0010).
+		cols, vals = "value, factor", "CASE WHEN count(*) = 1 THEN min(value) END, CASE WHEN count(*) = 1 THEN min(factor) END"
 	}
-	// A mark of one inserted reading carries its value and factor (schema 0010): rel
-	// has those columns too.
-	return `INSERT INTO rollup_marks (device_key, series_key, ts_min, ts_max, value, factor)
-		SELECT device_key, series_key, min(ts), max(ts), CASE WHEN count(*) = 1 THEN min(value) END,
-			CASE WHEN count(*) = 1 THEN min(factor) END FROM ` + rel + `
+	return `INSERT INTO rollup_marks (device_key, series_key, ts_min, ts_max, ` + cols + `)
+		SELECT device_key, series_key, min(ts), max(ts), ` + vals + ` FROM ` + rel + `
 		WHERE ts <= (SELECT amrd_rollup_threshold()) GROUP BY device_key, series_key`
 }
 
@@ -456,7 +452,7 @@ func (s *Store) recomputeMarked(ctx context.Context, limit int) (RollupResult, e
 		// for the next run, together with its reading.
 		rows, err := tx.Query(ctx, `WITH m AS (
 				DELETE FROM rollup_marks WHERE ctid = ANY (ARRAY(SELECT m.ctid FROM rollup_marks m
-					WHERE m.ctid NOT IN (`+stepMarkCtidsSQL()+`) LIMIT $1))
+					WHERE m.ctid NOT IN (`+stepMarkCtidsSQL+`) LIMIT $1))
 				RETURNING device_key, series_key, ts_min, ts_max)
 			SELECT device_key, series_key, min(ts_min), max(ts_max), count(*) FROM m GROUP BY device_key, series_key`, limit)
 		if err != nil {
@@ -650,7 +646,7 @@ func (s *Store) recomputeDense(ctx context.Context, limit int) (RollupResult, bo
 	var a, b, minLo, mat, hor pgtype.Timestamptz
 	err := s.pool.QueryRow(ctx, `WITH st AS (SELECT materialized, raw_horizon FROM rollup_state),
 		m AS (SELECT m.ctid, m.device_key, m.series_key, m.ts_min, m.ts_max FROM rollup_marks m
-			WHERE m.ctid NOT IN (`+stepMarkCtidsSQL()+`) LIMIT $1),
+			WHERE m.ctid NOT IN (`+stepMarkCtidsSQL+`) LIMIT $1),
 		p AS (SELECT device_key AS d, series_key AS s, min(ts_min) AS lo, max(ts_max) AS hi FROM m GROUP BY device_key, series_key),
 		r AS (`+markRanges(`SELECT * FROM p`)+`)
 		SELECT (SELECT array_agg(ctid) FROM m), (SELECT count(*) FROM p), (SELECT min(a) FROM r), (SELECT max(b) FROM r),

@@ -155,15 +155,14 @@ func stepMark(point string) string {
 // stepMarksSQL deletes the marks on the point $1 that take their step.
 var stepMarksSQL = `DELETE FROM rollup_marks m WHERE ` + stepMark("$1")
 
-// stepMarkCtids lists the marks that recomputeBoundary settles, for the full
+// stepMarkCtidsSQL lists the marks that recomputeBoundary settles, for the full
 // recomputation (recomputeMarked) to leave out: a batch of readings on the point that
 // commits between the two would otherwise make the full way re-aggregate the whole hour
 // for every device (the dense path) for what the next pass adds as steps. A list, not a
 // condition on each mark: NOT EXISTS at the top of a WHERE is an anti-join, but under a
 // NOT, a subquery run for every mark (80,000 marks: 3 s).
-const stepMarkCtids = `SELECT m.ctid FROM rollup_marks m, rollup_state st WHERE st.boundary_snapshot IS NOT NULL AND `
-
-func stepMarkCtidsSQL() string { return stepMarkCtids + stepMark("st.materialized") }
+var stepMarkCtidsSQL = `SELECT m.ctid FROM rollup_marks m, rollup_state st WHERE st.boundary_snapshot IS NOT NULL AND ` +
+	stepMark("st.materialized")
 
 // lookUpStepsSQL inserts into rollup_steps the step of the reading on the point $1 of
 // each device and series of the relation pairs, reading it and the one before it from
