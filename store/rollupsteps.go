@@ -222,17 +222,22 @@ func (s *Store) stepsFromMarks(ctx context.Context, tx pgx.Tx, m time.Time, hori
 		return 0, 0, err
 	}
 	computed := map[pairKey]dec{}
+	seen := map[pairKey]bool{}
 	var restDev, restSer []int32
 	rest := func(k pairKey) { restDev, restSer = append(restDev, k.dev), append(restSer, k.ser) }
 	for rows.Next() {
 		marks++
 		v := rows.RawValues()
 		k := pairKey{int32(binary.BigEndian.Uint32(v[0])), int32(binary.BigEndian.Uint32(v[1]))}
-		if _, twice := computed[k]; twice {
-			delete(computed, k)
-			rest(k)
+		if seen[k] {
+			// Marked again: the look-up, once (it takes each pair once).
+			if _, ok := computed[k]; ok {
+				delete(computed, k)
+				rest(k)
+			}
 			continue
 		}
+		seen[k] = true
 		p, ok := b.before[k]
 		if v[2] == nil || v[3] == nil || !ok || p.ts < from {
 			rest(k)
